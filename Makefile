@@ -1,0 +1,72 @@
+# The course's commands. `make help` lists them; README.md explains them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+WEEK ?= 1
+# Telemetry of every tool stays off.
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
+PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
+
+.PHONY: help install demo test test-slow lint format lab check release release-check lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements/lock.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the locked dependencies and the `course` command
+
+demo: $(STAMP) ## train the Iris model with the reference mlpipe and show where it went
+	@rm -rf build/demo
+	PYTHONPATH=solutions MLPIPE_HOME=build/demo $(BIN)/python -m mlpipe train --params solutions/params.yaml
+	@echo "model metadata (build/demo/models/iris-classifier/metadata.json):"
+	@head -c 600 build/demo/models/iris-classifier/metadata.json; echo " ..."
+
+test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
+	$(PYTEST) -n 2 -m "not slow" tests
+
+test-slow: $(STAMP) ## run the slow, opt-in checks
+	$(PYTEST) -n 2 -m slow tests
+
+lint: $(STAMP) ## ruff, hadolint and the workflow schema
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint solutions/docker/*.Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml autograder/templates/*.yml
+
+format: $(STAMP) ## format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=8888
+
+check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)
+	$(BIN)/course check $(WEEK)
+
+release: $(STAMP) ## regenerate labs/ from solutions/ (instructors)
+	$(BIN)/course release
+
+release-check: $(STAMP) ## fail when labs/ is stale
+	$(BIN)/course release --check
+
+lock: ## re-pin requirements/lock.txt from requirements/requirements.in
+	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28
+
+clean: ## remove build output, reports and caches (keeps .venv)
+	rm -rf build grades .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,139 @@
+"""The ``course`` command: a thin layer over the functions of :mod:`autograder`.
+
+Every verb parses its arguments, calls one function and prints the result.
+Problems a user can fix are printed as one sentence with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from autograder import CourseError
+from autograder.config import CELL_TIMEOUT
+
+EXIT_PROBLEM = 2
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from autograder.release import release
+
+    result = release(week=args.week, check=args.check)
+    if args.check:
+        if result.in_sync:
+            print("labs/ is in sync with solutions/.")
+            return 0
+        for rel in result.changed:
+            print(f"stale:   labs/{rel}")
+        for rel in result.removed:
+            print(f"extra:   labs/{rel}")
+        print("labs/ is stale: run `course release` and commit labs/.", file=sys.stderr)
+        return 1
+    for rel in result.changed:
+        print(f"wrote    labs/{rel}")
+    for rel in result.removed:
+        print(f"removed  labs/{rel}")
+    print("labs/ is up to date." if result.in_sync else "labs/ regenerated.")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from autograder.check import check
+
+    result = check(args.week)
+    width = max(len(t.name) for t in result.tests)
+    print(f"Week {result.week}, checking {result.labs} (visible tests only)\n")
+    print(f"{'test':<{width}}  {'part':<8}  {'points':>6}  result")
+    for t in result.tests:
+        points = "-" if t.status == "manual" else f"{t.score:g}/{t.max_score:g}"
+        print(f"{t.name:<{width}}  {t.source:<8}  {points:>6}  {t.status}")
+        for line in t.output.splitlines()[:3] if t.status in ("failed", "error") else []:
+            print(f"{'':<{width}}    {line[:160]}")
+    print(f"\nvisible score: {result.score:g} / {result.max_score:g}")
+    print("Hidden tests and written answers count in your grade too.")
+    return 0 if result.score == result.max_score else 1
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from autograder.grade import grade
+    from autograder.report import gradescope_results
+
+    reports = grade(
+        [Path(p) for p in args.submissions],
+        week=args.week,
+        out=Path(args.out),
+        cell_timeout=args.cell_timeout,
+        progress=not args.quiet,
+    )
+    problems = 0
+    for r in reports:
+        flags = f"  [{', '.join(r.flags)}]" if r.flags else ""
+        manual = "  (written answers to grade)" if r.needs_manual_grading else ""
+        print(f"{r.student:<24} week {r.week}: {r.score:g} / {r.max_score:g}{flags}{manual}")
+        for reason in r.reasons:
+            print(f"    {reason}")
+        problems += bool({"missing-lab", "missing-notebook", "invalid-notebook"} & set(r.flags))
+        if args.gradescope:
+            path = Path(args.out) / r.student / f"week{r.week:02d}-results.json"
+            path.write_text(json.dumps(gradescope_results(r), indent=2) + "\n", encoding="utf-8")
+    if reports and not reports[0].hidden_tests:
+        print("note: hidden tests were not available; grades use the visible tests only.")
+    print(f"reports in {args.out}/, class grades in {Path(args.out) / 'grades.csv'}")
+    return 3 if problems else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from autograder.export import export_student
+
+    dest = export_student(Path(args.dest))
+    print(f"student template written to {dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``course`` argument parser; each option carries its own help."""
+    parser = argparse.ArgumentParser(prog="course", description="Run, check and grade the MLOps course.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    rel = verbs.add_parser("release", help="regenerate labs/ from solutions/ (instructors)")
+    rel.add_argument("--week", type=int, help="only this week's files (default: all weeks)")
+    rel.add_argument("--check", action="store_true", help="write nothing; exit 1 when labs/ is stale")
+    rel.set_defaults(func=_cmd_release)
+
+    chk = verbs.add_parser("check", help="run week N's visible tests on your own work (students)")
+    chk.add_argument("week", help="the week number, e.g. 1")
+    chk.set_defaults(func=_cmd_check)
+
+    grd = verbs.add_parser("grade", help="grade students' checkouts (instructors, CI)")
+    grd.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="a student's checkout (holds labs/)")
+    grd.add_argument("--week", type=int, help="only this week (default: every week a submission has)")
+    grd.add_argument("--out", default="grades", help="folder for reports and grades.csv (default: grades)")
+    grd.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT, help="seconds a notebook cell may run")
+    grd.add_argument("--gradescope", action="store_true", help="also write Gradescope results.json files")
+    grd.add_argument("--quiet", action="store_true", help="no progress bar")
+    grd.set_defaults(func=_cmd_grade)
+
+    exp = verbs.add_parser("export-student", help="write the student template (no solutions, no hidden tests)")
+    exp.add_argument("dest", help="an empty or new folder")
+    exp.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``course`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CourseError as err:
+        print(f"course: {err}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        print("course: interrupted; finished reports are kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""A thin layer over nbgrader's Python API: one temporary or kept course folder.
+
+nbgrader wants its own layout (``source/``, ``release/``, ``submitted/``,
+``autograded/``, ``feedback/`` and a gradebook database). The course keeps its
+files elsewhere, so each operation builds that layout in a folder of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+
+from autograder import CourseError
+from autograder.config import CELL_TIMEOUT
+
+
+def nbgrader_config(root: Path, cell_timeout: int = CELL_TIMEOUT) -> Config:
+    """Return the nbgrader configuration the course uses.
+
+    Args:
+        root: The nbgrader course folder.
+        cell_timeout: Seconds a cell may run while grading before it is stopped.
+    """
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.course_id = "mlops-roadmap"
+    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    config.Execute.timeout = cell_timeout
+    config.Execute.interrupt_on_timeout = True
+    config.Execute.allow_errors = True
+    # The same stubs the course's .py files get, so students see one convention.
+    config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    return config
+
+
+def ensure_tools_on_path() -> None:
+    """Put this interpreter's scripts folder on PATH.
+
+    nbgrader runs the ``alembic`` and ``jupyter`` commands by name; in a virtual
+    environment that was not activated they are not on PATH otherwise.
+    """
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+
+
+def api(root: Path, cell_timeout: int = CELL_TIMEOUT):
+    """Return an ``NbGraderAPI`` bound to the course folder ``root``."""
+    ensure_tools_on_path()
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = nbgrader_config(root, cell_timeout)
+    coursedir = CourseDirectory(config=config)
+    nb_api = NbGraderAPI(coursedir=coursedir, config=config)
+    nb_api.log.setLevel(logging.ERROR)
+    return nb_api
+
+
+def run(result: dict, what: str) -> str:
+    """Check the result dict of an ``NbGraderAPI`` call and return its log.
+
+    Raises:
+        CourseError: When nbgrader reports a failure.
+    """
+    if not result.get("success"):
+        detail = (result.get("error") or result.get("log") or "").strip().splitlines()
+        last = detail[-1] if detail else "no details"
+        raise CourseError(f"nbgrader could not {what}: {last}")
+    return result.get("log", "")

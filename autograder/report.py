@@ -1,0 +1,222 @@
+"""The grading report: one per student and week, as JSON, Markdown and HTML.
+
+The JSON fields are the course's contract (see the README's instructors'
+section): ``student``, ``week``, ``score``, ``max_score``, ``hidden_tests``,
+``needs_manual_grading``, ``flags`` and ``tests``.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Status = Literal["passed", "failed", "error", "manual"]
+
+
+@dataclass
+class TestResult:
+    """One graded item: a notebook cell or a pytest test.
+
+    Attributes:
+        name: The nbgrader grade id or the pytest node name.
+        source: ``notebook`` or ``pytest``.
+        score: Points earned.
+        max_score: Points available.
+        status: ``passed``, ``failed``, ``error`` or ``manual``.
+        output: Why it failed (empty when it passed).
+        hidden: True when the item contains hidden tests.
+    """
+
+    name: str
+    source: Literal["notebook", "pytest"]
+    score: float
+    max_score: float
+    status: Status
+    output: str = ""
+    hidden: bool = False
+
+
+@dataclass
+class Report:
+    """The grade of one student for one week."""
+
+    student: str
+    week: int
+    hidden_tests: bool
+    tests: list[TestResult] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.tests), 2)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests), 2)
+
+    @property
+    def needs_manual_grading(self) -> bool:
+        return any(t.status == "manual" for t in self.tests)
+
+    def to_dict(self) -> dict:
+        """The report as the JSON-ready mapping of the contract."""
+        return {
+            "student": self.student,
+            "week": self.week,
+            "score": self.score,
+            "max_score": self.max_score,
+            "hidden_tests": self.hidden_tests,
+            "needs_manual_grading": self.needs_manual_grading,
+            "flags": self.flags,
+            "reasons": self.reasons,
+            "tests": [asdict(t) for t in self.tests],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Report:
+        """Read a report back from its JSON mapping."""
+        return cls(
+            student=data["student"],
+            week=data["week"],
+            hidden_tests=data["hidden_tests"],
+            tests=[TestResult(**t) for t in data["tests"]],
+            flags=list(data.get("flags", [])),
+            reasons=list(data.get("reasons", [])),
+        )
+
+
+def _student_reason(test: TestResult) -> str:
+    """What a student may see of a failure: hidden tests give the last line only."""
+    if test.status == "passed":
+        return ""
+    if test.status == "manual":
+        return "graded by your instructor"
+    lines = [line for line in test.output.strip().splitlines() if line.strip()]
+    if test.hidden:
+        return lines[-1][:200] if lines else test.status
+    return "\n".join(lines[-15:])
+
+
+def to_markdown(report: Report) -> str:
+    """Render the report as a short Markdown summary for the student."""
+    lines = [
+        f"# Week {report.week}: {report.student}",
+        "",
+        f"**Score: {report.score:g} / {report.max_score:g}**"
+        + (" (written answers still to be graded)" if report.needs_manual_grading else ""),
+        "",
+    ]
+    if not report.hidden_tests:
+        lines += ["Hidden tests were not available: this grade uses the visible tests only.", ""]
+    for reason in report.reasons:
+        lines.append(f"> {reason}")
+    if report.reasons:
+        lines.append("")
+    lines += ["| test | part | score | status |", "|---|---|---|---|"]
+    for t in report.tests:
+        name = t.name + (" (hidden)" if t.hidden else "")
+        lines.append(f"| `{name}` | {t.source} | {t.score:g} / {t.max_score:g} | {t.status} |")
+    failures = [t for t in report.tests if t.status in ("failed", "error")]
+    if failures:
+        lines += ["", "## What to fix", ""]
+        for t in failures:
+            lines += [f"### `{t.name}`", "", "```", _student_reason(t) or t.status, "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_feedback_html(report: Report) -> str:
+    """Render student feedback as HTML: no hidden test source, no hidden traceback."""
+    rows = []
+    for t in report.tests:
+        reason = html.escape(_student_reason(t))
+        name = html.escape(t.name) + (" <em>(hidden test)</em>" if t.hidden else "")
+        rows.append(
+            f"<tr class='{t.status}'><td><code>{name}</code></td><td>{t.source}</td>"
+            f"<td>{t.score:g} / {t.max_score:g}</td><td>{t.status}</td>"
+            f"<td><pre>{reason}</pre></td></tr>"
+        )
+    note = "" if report.hidden_tests else "<p>Hidden tests were not available.</p>"
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>Week {report.week} feedback: {html.escape(report.student)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px}"
+        "table{border-collapse:collapse}.passed{background:#e8f5e9}.failed,.error{background:#ffebee}"
+        "pre{white-space:pre-wrap;margin:0}</style></head><body>"
+        f"<h1>Week {report.week} feedback</h1><p><strong>{report.score:g} / {report.max_score:g}</strong></p>"
+        f"{note}<table><tr><th>test</th><th>part</th><th>score</th><th>status</th><th>why</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>\n"
+    )
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: Report, out: Path) -> Path:
+    """Write ``<out>/<student>/weekNN.{json,md}`` and ``weekNN-feedback.html``."""
+    folder = out / report.student
+    stem = f"week{report.week:02d}"
+    atomic_write(folder / f"{stem}-feedback.html", to_feedback_html(report))
+    atomic_write(folder / f"{stem}.md", to_markdown(report))
+    atomic_write(folder / f"{stem}.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return folder / f"{stem}.json"
+
+
+def read_reports(out: Path) -> list[Report]:
+    """Read every report JSON under ``out``."""
+    return [
+        Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(out.glob("*/week[0-9][0-9].json"))
+    ]
+
+
+def write_class_csv(out: Path) -> Path:
+    """Write ``<out>/grades.csv``: a row per student, a column per week, a total."""
+    reports = read_reports(out)
+    weeks = sorted({r.week for r in reports})
+    students = sorted({r.student for r in reports})
+    scores = {(r.student, r.week): r.score for r in reports}
+    path = out / "grades.csv"
+    rows = [["student", *(f"week{w:02d}" for w in weeks), "total"]]
+    for student in students:
+        cells = [scores.get((student, w), 0.0) for w in weeks]
+        rows.append([student, *(f"{c:g}" for c in cells), f"{sum(cells):g}"])
+    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, newline="", suffix=".csv") as handle:
+        csv.writer(handle).writerows(rows)
+    os.replace(handle.name, path)
+    return path
+
+
+def gradescope_results(report: Report) -> dict:
+    """A Gradescope ``results.json`` mapping built from a report."""
+    return {
+        "score": report.score,
+        "tests": [
+            {
+                "name": t.name,
+                "score": t.score,
+                "max_score": t.max_score,
+                "status": "passed" if t.status == "passed" else "failed",
+                "output": _student_reason(t),
+                "visibility": "visible",
+            }
+            for t in report.tests
+        ],
+    }

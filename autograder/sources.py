@@ -1,0 +1,115 @@
+"""Where the grader finds what it grades against, and what each week is worth.
+
+In the instructor's course repository the source is ``solutions/`` (hidden
+tests included). In a student template it is ``autograder/reference/``: the
+released notebooks and visible tests only, so the report says hidden tests
+were not used.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import CourseError
+from autograder.config import HIDDEN_DIR, REFERENCE_DIR, REPO_ROOT, SOLUTIONS, Week
+
+
+@dataclass(frozen=True)
+class GradedItem:
+    """One thing worth points, known before any submission runs.
+
+    Attributes:
+        name: Grade id of a notebook cell, or ``file.py::test_name``.
+        points: Points available.
+        hidden: True for hidden tests (or a cell holding some).
+        manual: True for a written answer the instructor grades.
+    """
+
+    name: str
+    points: float
+    hidden: bool = False
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class GradingSource:
+    """The instructor's side of grading: notebooks and tests per week."""
+
+    root: Path
+    hidden_tests: bool
+
+    def notebook(self, week: Week) -> Path:
+        return self.root / week.lab / "lab.ipynb"
+
+    def tests(self, week: Week) -> Path:
+        return self.root / week.lab / "tests"
+
+
+def find_source(repo: Path = REPO_ROOT) -> GradingSource:
+    """Return solutions/ when present, else the student template's reference copy.
+
+    Raises:
+        CourseError: When neither exists.
+    """
+    if (repo / SOLUTIONS).is_dir():
+        return GradingSource(repo / SOLUTIONS, hidden_tests=True)
+    if (repo / REFERENCE_DIR).is_dir():
+        return GradingSource(repo / REFERENCE_DIR, hidden_tests=False)
+    raise CourseError(
+        f"No grading source in {repo}: expected {SOLUTIONS}/ (instructors) or {REFERENCE_DIR}/."
+    )
+
+
+def notebook_items(notebook: Path) -> list[GradedItem]:
+    """List the graded cells of a source notebook with their points."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    items = []
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        source = "".join(cell.get("source", ""))
+        items.append(
+            GradedItem(
+                name=meta["grade_id"],
+                points=float(meta.get("points", 0)),
+                hidden="BEGIN HIDDEN TESTS" in source,
+                manual=bool(meta.get("solution")),
+            )
+        )
+    return items
+
+
+def _points(func: ast.FunctionDef) -> float | None:
+    """The n of a ``@pytest.mark.points(n)`` decorator, if any."""
+    for deco in func.decorator_list:
+        if (
+            isinstance(deco, ast.Call)
+            and isinstance(deco.func, ast.Attribute)
+            and deco.func.attr == "points"
+            and deco.args
+            and isinstance(deco.args[0], ast.Constant)
+        ):
+            return float(deco.args[0].value)
+    return None
+
+
+def pytest_items(tests: Path) -> list[GradedItem]:
+    """List the graded tests of a tests folder (``@pytest.mark.points(n)`` functions).
+
+    Names are ``relative/path.py::test_name``; tests without points are not graded.
+    """
+    items = []
+    for path in sorted(tests.rglob("test_*.py")):
+        rel = path.relative_to(tests).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+                points = _points(node)
+                if points is not None:
+                    hidden = HIDDEN_DIR in Path(rel).parts
+                    items.append(GradedItem(f"{rel}::{node.name}", points, hidden=hidden))
+    return items

@@ -1,0 +1,20 @@
+# Week 1: the training image. It runs the same command as `python -m mlpipe train`
+# on a laptop, so the model it writes is reproducible from the image alone.
+# Build it from the repository root (there is no Docker engine on the course
+# machines; the tests lint this file and run its command outside Docker):
+#   docker build -f labs/docker/train.Dockerfile -t mlpipe-train .
+#   docker run --rm -v "$PWD/models:/app/models" mlpipe-train
+FROM python:3.11.7-slim
+
+# labs for your own code; the instructor builds the reference with solutions.
+ARG PIPELINE_DIR=labs
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MLPIPE_HOME=/app
+WORKDIR /app
+
+# Pins come from the course's one lock file; train.txt names what training needs.
+COPY requirements/lock.txt requirements/train.txt /tmp/requirements/
+# YOUR CODE HERE

@@ -1,0 +1,143 @@
+"""Paths and parameters, in one place.
+
+Every stage reads its parameters from the ``params.yaml`` file of the pipeline,
+one section per stage. Parameters are validated when they are loaded, so that a
+typo in a key or a value of the wrong type stops the run with one clear
+sentence instead of a traceback deep inside scikit-learn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+#: Environment variable that moves every artifact the pipeline writes.
+HOME_ENV = "MLPIPE_HOME"
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; the message is one sentence."""
+
+
+def project_dir() -> Path:
+    """Return the folder the pipeline reads from and writes to.
+
+    Returns:
+        ``$MLPIPE_HOME`` when it is set, otherwise the current working folder.
+    """
+    return Path(os.environ.get(HOME_ENV, ".")).resolve()
+
+
+def models_dir() -> Path:
+    """Return the default folder for trained models (``<project>/models``)."""
+    return project_dir() / "models"
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Parameters of the ``train`` stage (section ``train`` of params.yaml).
+
+    Attributes:
+        seed: Seed for the split and the model; same seed, same model.
+        test_size: Fraction of rows held out for evaluation, in (0, 1).
+        C: Inverse regularisation strength of the logistic regression, > 0.
+        max_iter: Iteration limit of the solver, > 0.
+        model_name: Name the model is saved and (later) registered under.
+    """
+
+    seed: int = 42
+    test_size: float = 0.2
+    C: float = 1.0
+    max_iter: int = 200
+    model_name: str = "iris-classifier"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_size < 1.0:
+            raise ParamsError(f"train.test_size must be between 0 and 1, got {self.test_size}.")
+        if self.C <= 0:
+            raise ParamsError(f"train.C must be greater than 0, got {self.C}.")
+        if self.max_iter <= 0:
+            raise ParamsError(f"train.max_iter must be greater than 0, got {self.max_iter}.")
+
+
+def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
+    """Check one value against the type its dataclass field declares."""
+    where = f"{section}.{key}"
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, expected):
+        raise ParamsError(
+            f"{where} must be {expected.__name__}, got {type(value).__name__} {value!r}."
+        )
+    return value
+
+
+def parse_section(section: str, values: dict[str, Any] | None, cls: type) -> Any:
+    """Build a params dataclass from one section of params.yaml.
+
+    Args:
+        section: Name of the section, used in error messages.
+        values: The mapping read from the file (``None`` means all defaults).
+        cls: The frozen dataclass describing the section.
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ParamsError: For an unknown key or a value of the wrong type.
+    """
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ParamsError(f"Section '{section}' must be a mapping of key: value pairs.")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
+            raise ParamsError(f"Unknown key '{section}.{key}'{hint}.")
+        kwargs[key] = _coerce(section, key, value, hints[key])
+    return cls(**kwargs)
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """Read a params.yaml file into a mapping of sections.
+
+    Raises:
+        ParamsError: When the file is missing or is not a YAML mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"Params file '{path}' does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"Params file '{path}' is not valid YAML{line}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"Params file '{path}' must be a mapping of sections such as 'train:'.")
+    return data
+
+
+def load_train_params(path: str | Path | None = None) -> TrainParams:
+    """Load the ``train`` section of a params file.
+
+    Args:
+        path: The params.yaml file; ``None`` gives the defaults.
+
+    Returns:
+        The validated :class:`TrainParams`.
+    """
+    if path is None:
+        return TrainParams()
+    return parse_section("train", read_params_file(path).get("train"), TrainParams)
