@@ -100,7 +100,9 @@ def _student_reason(test: TestResult) -> str:
         return "graded by your instructor"
     lines = [line for line in test.output.strip().splitlines() if line.strip()]
     if test.hidden:
-        return lines[-1][:200] if lines else test.status
+        # Only the error line: the assertion's own message, never the test's code.
+        line = lines[0] if test.source == "pytest" else lines[-1]
+        return line[:200] if lines else test.status
     return "\n".join(lines[-15:])
 
 

@@ -1,0 +1,22 @@
+"""Shared fixtures. The repository's tests run against the reference solutions/mlpipe."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTIONS = REPO / "solutions"
+LABS = REPO / "labs"
+
+# The reference package comes first, before the student's labs/mlpipe that the
+# editable install exposes.
+if str(SOLUTIONS) not in sys.path:
+    sys.path.insert(0, str(SOLUTIONS))
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

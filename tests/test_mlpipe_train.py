@@ -1,0 +1,132 @@
+"""Code, data and model tests of the reference ``mlpipe.train`` and its CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SOLUTIONS
+
+import mlpipe
+from mlpipe import train
+from mlpipe.config import ParamsError, TrainParams, load_train_params
+
+
+def test_reference_package_is_under_test():
+    assert Path(mlpipe.__file__).resolve().parent == SOLUTIONS / "mlpipe"
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def test_iris_data_is_clean():
+    df = train.load_data()
+    assert df[train.FEATURES].notna().all().all()
+    assert (df[train.FEATURES] > 0).all().all()
+    assert df[train.TARGET].value_counts().to_dict() == {"setosa": 50, "versicolor": 50, "virginica": 50}
+
+
+def test_fingerprint_is_a_known_value():
+    # The fingerprint of the shipped Iris data; it changes only if the data does.
+    assert train.fingerprint(train.load_data()) == (
+        "sha256:9cc1c345c71bcc9b486b74cbf6063fa66f4bb5e0f603a4b3c3471ec2e5e8e355"
+    )
+
+
+# --- model --------------------------------------------------------------------------
+
+
+def test_same_params_give_identical_model_and_metrics(tmp_path):
+    a = train.train(TrainParams(), tmp_path / "a")
+    b = train.train(TrainParams(), tmp_path / "b")
+    assert a.metrics == b.metrics
+    assert a.metadata["model_fingerprint"] == b.metadata["model_fingerprint"]
+    assert (tmp_path / "a" / "model.joblib").read_bytes() == (tmp_path / "b" / "model.joblib").read_bytes()
+
+
+def test_another_seed_gives_another_model(tmp_path):
+    a = train.train(TrainParams(seed=42), tmp_path / "a")
+    c = train.train(TrainParams(seed=7), tmp_path / "c")
+    assert a.metadata["model_fingerprint"] != c.metadata["model_fingerprint"]
+
+
+def test_model_quality_and_roundtrip(tmp_path):
+    result = train.train(TrainParams(), tmp_path)
+    assert result.metrics["accuracy"] >= 0.9
+    model, meta = train.load_model(tmp_path)
+    X = train.load_data()[train.FEATURES].head(5)
+    assert list(model.predict(X)) == ["setosa"] * 5
+    assert meta == json.loads(json.dumps(result.metadata))
+
+
+# --- params ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("train:\n  max_iters: 10\n", "Unknown key 'train.max_iters' (did you mean 'max_iter'?)."),
+        ("train:\n  C: strong\n", "train.C must be float, got str 'strong'."),
+        ("train:\n  seed: 1.5\n", "train.seed must be int, got float 1.5."),
+        ("train:\n  seed: true\n", "train.seed must be int, got bool True."),
+        ("train:\n  test_size: 2\n", "train.test_size must be between 0 and 1, got 2.0."),
+        ("train: [1, 2]\n", "Section 'train' must be a mapping of key: value pairs."),
+        ("train:\n  seed: [\n", "is not valid YAML at line"),
+        ("- a\n- b\n", "must be a mapping of sections"),
+    ],
+)
+def test_bad_params_are_one_clear_sentence(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as err:
+        load_train_params(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_ints_are_accepted_for_floats(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  C: 2\n")
+    assert load_train_params(path).C == 2.0
+
+
+# --- command line ---------------------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(SOLUTIONS))
+    return subprocess.run(
+        [sys.executable, "-m", "mlpipe", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_trains_with_the_params_file(tmp_path):
+    proc = _cli("train", "--params", str(SOLUTIONS / "params.yaml"), "--out", "m", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in proc.stdout
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["params"] == TrainParams().__dict__
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("train:\n  max_iters: 10\n", "max_iters"), ("train:\n  C: strong\n", "train.C")],
+)
+def test_cli_rejects_bad_params_without_traceback(tmp_path, text, needle):
+    (tmp_path / "params.yaml").write_text(text)
+    proc = _cli("train", "--params", "params.yaml", "--out", "m", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists(), "nothing is written for a rejected run"
+
+
+def test_cli_missing_params_file(tmp_path):
+    proc = _cli("train", "--params", "nope.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
