@@ -1,0 +1,54 @@
+"""``course check`` (the student's feedback) and ``course export-student``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import LABS, REPO
+from submissions import reference
+
+from autograder.check import check
+from autograder.export import export_student
+
+
+def test_check_on_the_untouched_lab_fails_every_item_with_a_reason():
+    result = check(1, labs=LABS)
+    coded = [t for t in result.tests if t.status != "manual"]
+    assert coded and all(t.score == 0 and t.output for t in coded)
+    assert {t.source for t in coded} == {"notebook", "pytest"}
+    assert not any("hidden" in t.name for t in result.tests)
+
+
+def test_check_on_the_reference_passes_every_visible_item(tmp_path):
+    sub = reference(tmp_path / "me")
+    result = check(1, labs=sub / "labs")
+    failed = [(t.name, t.output) for t in result.tests if t.status not in ("passed", "manual")]
+    assert not failed
+    assert result.score == result.max_score > 0
+
+
+def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):
+    dest = export_student(tmp_path / "template")
+    files = [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()]
+    assert not [f for f in files if f.startswith("solutions") or "/hidden/" in f]
+    assert ".github/workflows/grade.yml" in files
+    assert "autograder/reference/week01/lab.ipynb" in files
+    hidden_source = (REPO / "solutions/week01/tests/hidden/test_train_hidden.py").read_text()
+    for f in files:
+        text = (dest / f).read_text(errors="ignore")
+        if f.startswith(("labs/", "weeks/", "autograder/reference/")):
+            assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, f
+        assert "test_training_reproduces_across_processes" not in text, f
+    assert "def test_" in hidden_source
+    # The template's own CLI works there: check runs the visible tests of its labs/.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(dest)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "check", "1"],
+        cwd=dest, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "visible score: 0 / 21" in proc.stdout
+    assert str(dest / "labs") in proc.stdout
