@@ -57,7 +57,9 @@ def _start_pytest(tests: Path, labs: Path, work: Path) -> subprocess.Popen:
         "--rootdir", str(tests.parent), "-p", "no:cacheprovider", "-p", "xdist", "-n", "2",
         f"--junitxml={work / 'results.xml'}", "-o", "junit_family=xunit1",
     ]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | None]:
@@ -68,7 +70,9 @@ def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | Non
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception as err:  # nbformat raises several types for broken files
-        raise CourseError(f"{notebook} is not a valid notebook ({type(err).__name__}); restore it from git.") from None
+        raise CourseError(
+            f"{notebook} is not a valid notebook ({type(err).__name__}); restore it from git."
+        ) from None
     env = dict(os.environ, PYTHONPATH=str(labs), MLPIPE_HOME=str(work), **NO_TELEMETRY)
     client = NotebookClient(
         nb, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
@@ -80,7 +84,9 @@ def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | Non
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("grade") and cell.cell_type == "code":
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            results[meta["grade_id"]] = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else None
+            results[meta["grade_id"]] = (
+                f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else None
+            )
     return results
 
 
@@ -99,7 +105,9 @@ def check(week: int | str, labs: Path | None = None) -> CheckResult:
     lab_dir = labs / wk.lab
     notebook = lab_dir / "lab.ipynb"
     if not notebook.is_file():
-        raise CourseError(f"{notebook} is missing; restore it with `git checkout -- {LABS}/{wk.lab}`.")
+        raise CourseError(
+            f"{notebook} is missing; restore it with `git checkout -- {LABS}/{wk.lab}`."
+        )
     with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
         work = Path(tmp)
         tests_dir = lab_dir / "tests"
@@ -108,11 +116,28 @@ def check(week: int | str, labs: Path | None = None) -> CheckResult:
         rows = []
         for item in notebook_items(notebook):
             if item.manual:
-                rows.append(TestResult(item.name, "notebook", 0, item.points, "manual", "graded by your instructor"))
+                rows.append(
+                    TestResult(
+                        item.name, "notebook", 0, item.points, "manual", "graded by your instructor"
+                    )
+                )
                 continue
             error = cells.get(item.name, "this cell did not run")
-            status = "passed" if error is None else ("failed" if error.startswith("AssertionError") else "error")
-            rows.append(TestResult(item.name, "notebook", item.points if error is None else 0, item.points, status, error or ""))
+            status = (
+                "passed"
+                if error is None
+                else ("failed" if error.startswith("AssertionError") else "error")
+            )
+            rows.append(
+                TestResult(
+                    item.name,
+                    "notebook",
+                    item.points if error is None else 0,
+                    item.points,
+                    status,
+                    error or "",
+                )
+            )
         if proc is not None:
             try:
                 log, _ = proc.communicate(timeout=PYTEST_TIMEOUT)
@@ -123,7 +148,20 @@ def check(week: int | str, labs: Path | None = None) -> CheckResult:
             for item in pytest_items(tests_dir):
                 key = item.name if item.name in ran else f"tests/{item.name}"
                 status, output = ran.get(key, ran.get(item.name, ("error", log[-500:])))
-                lines = [line for line in output.splitlines() if line.startswith("E ")] or output.splitlines()[:1]
-                reason = "\n".join(line[1:].strip() for line in lines[:3]) if status != "passed" else ""
-                rows.append(TestResult(item.name, "pytest", item.points if status == "passed" else 0, item.points, status, reason))
+                lines = [
+                    line for line in output.splitlines() if line.startswith("E ")
+                ] or output.splitlines()[:1]
+                reason = (
+                    "\n".join(line[1:].strip() for line in lines[:3]) if status != "passed" else ""
+                )
+                rows.append(
+                    TestResult(
+                        item.name,
+                        "pytest",
+                        item.points if status == "passed" else 0,
+                        item.points,
+                        status,
+                        reason,
+                    )
+                )
     return CheckResult(wk.number, labs, rows)

@@ -95,12 +95,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``course`` argument parser; each option carries its own help."""
-    parser = argparse.ArgumentParser(prog="course", description="Run, check and grade the MLOps course.")
+    parser = argparse.ArgumentParser(
+        prog="course", description="Run, check and grade the MLOps course."
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     rel = verbs.add_parser("release", help="regenerate labs/ from solutions/ (instructors)")
     rel.add_argument("--week", type=int, help="only this week's files (default: all weeks)")
-    rel.add_argument("--check", action="store_true", help="write nothing; exit 1 when labs/ is stale")
+    rel.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when labs/ is stale"
+    )
     rel.set_defaults(func=_cmd_release)
 
     chk = verbs.add_parser("check", help="run week N's visible tests on your own work (students)")
@@ -108,15 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=_cmd_check)
 
     grd = verbs.add_parser("grade", help="grade students' checkouts (instructors, CI)")
-    grd.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="a student's checkout (holds labs/)")
-    grd.add_argument("--week", type=int, help="only this week (default: every week a submission has)")
-    grd.add_argument("--out", default="grades", help="folder for reports and grades.csv (default: grades)")
-    grd.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT, help="seconds a notebook cell may run")
-    grd.add_argument("--gradescope", action="store_true", help="also write Gradescope results.json files")
+    grd.add_argument(
+        "submissions", nargs="+", metavar="SUBMISSION", help="a student's checkout (holds labs/)"
+    )
+    grd.add_argument(
+        "--week", type=int, help="only this week (default: every week a submission has)"
+    )
+    grd.add_argument(
+        "--out", default="grades", help="folder for reports and grades.csv (default: grades)"
+    )
+    grd.add_argument(
+        "--cell-timeout", type=int, default=CELL_TIMEOUT, help="seconds a notebook cell may run"
+    )
+    grd.add_argument(
+        "--gradescope", action="store_true", help="also write Gradescope results.json files"
+    )
     grd.add_argument("--quiet", action="store_true", help="no progress bar")
     grd.set_defaults(func=_cmd_grade)
 
-    exp = verbs.add_parser("export-student", help="write the student template (no solutions, no hidden tests)")
+    exp = verbs.add_parser(
+        "export-student", help="write the student template (no solutions, no hidden tests)"
+    )
     exp.add_argument("dest", help="an empty or new folder")
     exp.set_defaults(func=_cmd_export)
     return parser

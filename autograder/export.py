@@ -36,7 +36,9 @@ def export_student(dest: Path, root: Path = REPO_ROOT) -> Path:
         raise CourseError(f"'{dest}' is not empty; choose a new folder for the student template.")
     if not (root / LABS / "mlpipe").is_dir():
         raise CourseError("labs/ has not been generated yet; run `course release` first.")
-    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc", "reference", "*.egg-info")
+    ignore = shutil.ignore_patterns(
+        "__pycache__", ".ipynb_checkpoints", "*.pyc", "reference", "*.egg-info"
+    )
     dest.mkdir(parents=True, exist_ok=True)
     for name in TEMPLATE_ENTRIES:
         src = root / name

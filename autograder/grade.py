@@ -87,7 +87,9 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
             )
         sid = student_id(path)
         if sid in seen:
-            raise CourseError(f"'{path}' and '{seen[sid]}' would both be graded as '{sid}'; rename one.")
+            raise CourseError(
+                f"'{path}' and '{seen[sid]}' would both be graded as '{sid}'; rename one."
+            )
         seen[sid] = path
         subs.append(Submission(path.resolve(), sid))
     return subs
@@ -144,7 +146,9 @@ def _cell_outputs(notebook: Path) -> dict[str, str]:
 
 def _zero(items: list[GradedItem], source: str, reason: str) -> list[TestResult]:
     return [
-        TestResult(i.name, source, 0.0, i.points, "manual" if i.manual else "error", reason, i.hidden)
+        TestResult(
+            i.name, source, 0.0, i.points, "manual" if i.manual else "error", reason, i.hidden
+        )
         for i in items
     ]
 
@@ -173,7 +177,9 @@ class NotebookGrader:
         nbgrader_app.run(self._api().generate_assignment(week.lab), f"register {week.lab}")
         self._ready.add(week.lab)
 
-    def grade(self, sub: Submission, week: Week, work: Path) -> tuple[list[TestResult], list[str], list[str]]:
+    def grade(
+        self, sub: Submission, week: Week, work: Path
+    ) -> tuple[list[TestResult], list[str], list[str]]:
         """Autograde one notebook; return the results, flags and reasons."""
         items = notebook_items(self.source.notebook(week))
         submitted = sub.labs / week.lab / "lab.ipynb"
@@ -210,24 +216,47 @@ class NotebookGrader:
         results = []
         with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}", "mlops-roadmap") as gb:
             try:
-                grades = {g.name: g for g in gb.find_submission_notebook("lab", week.lab, sub.student).grades}
+                grades = {
+                    g.name: g
+                    for g in gb.find_submission_notebook("lab", week.lab, sub.student).grades
+                }
             except MissingEntry:
                 grades = {}
             for item in items:
                 grade = grades.get(item.name)
                 if grade is None:
-                    results.append(TestResult(item.name, "notebook", 0.0, item.points, "error", "not graded", item.hidden))
+                    results.append(
+                        TestResult(
+                            item.name,
+                            "notebook",
+                            0.0,
+                            item.points,
+                            "error",
+                            "not graded",
+                            item.hidden,
+                        )
+                    )
                     continue
                 score = float(grade.score or 0.0)
                 if item.manual:
-                    status = "manual" if grade.needs_manual_grade else ("passed" if score >= item.points else "failed")
-                    output = "" if status != "failed" or score else "the written answer was left blank"
+                    status = (
+                        "manual"
+                        if grade.needs_manual_grade
+                        else ("passed" if score >= item.points else "failed")
+                    )
+                    output = (
+                        "" if status != "failed" or score else "the written answer was left blank"
+                    )
                 elif score >= item.points:
                     status, output = "passed", ""
                 else:
                     output = errors.get(item.name, "")
                     status = "failed" if "AssertionError" in output else "error"
-                results.append(TestResult(item.name, "notebook", score, item.points, status, output, item.hidden))
+                results.append(
+                    TestResult(
+                        item.name, "notebook", score, item.points, status, output, item.hidden
+                    )
+                )
         return results
 
 
@@ -251,7 +280,9 @@ def _junit_results(xml_path: Path) -> dict[str, tuple[str, str]]:
     return results
 
 
-def grade_component(sub: Submission, week: Week, source: GradingSource, work: Path) -> list[TestResult]:
+def grade_component(
+    sub: Submission, week: Week, source: GradingSource, work: Path
+) -> list[TestResult]:
     """Run the instructor's component tests of ``week`` against the student's mlpipe."""
     tests_src = source.tests(week)
     items = pytest_items(tests_src)
@@ -268,7 +299,9 @@ def grade_component(sub: Submission, week: Week, source: GradingSource, work: Pa
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
-    env.update(NO_TELEMETRY, HOME=str(home), MLPIPE_HOME=str(home), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.update(
+        NO_TELEMETRY, HOME=str(home), MLPIPE_HOME=str(home), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"
+    )
     xml = run_dir / "results.xml"
     cmd = [
         sys.executable, "-m", "pytest", "tests", "-q", "-c", "pytest.ini", "--rootdir", str(run_dir),
@@ -277,9 +310,14 @@ def grade_component(sub: Submission, week: Week, source: GradingSource, work: Pa
     ]  # fmt: skip
     reason = ""
     try:
-        proc = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=PYTEST_TIMEOUT)
+        proc = subprocess.run(
+            cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=PYTEST_TIMEOUT
+        )
         if proc.returncode not in (0, 1):
-            reason = _clip(proc.stdout[-2000:] + proc.stderr[-2000:]) or f"pytest exited with {proc.returncode}"
+            reason = (
+                _clip(proc.stdout[-2000:] + proc.stderr[-2000:])
+                or f"pytest exited with {proc.returncode}"
+            )
     except subprocess.TimeoutExpired:
         reason = f"the component tests were stopped after {PYTEST_TIMEOUT} s."
     ran = _junit_results(xml)
@@ -287,13 +325,17 @@ def grade_component(sub: Submission, week: Week, source: GradingSource, work: Pa
     for item in items:
         status, output = ran.get(item.name, ("error", reason or "this test did not run"))
         score = item.points if status == "passed" else 0.0
-        results.append(TestResult(item.name, "pytest", score, item.points, status, output, item.hidden))
+        results.append(
+            TestResult(item.name, "pytest", score, item.points, status, output, item.hidden)
+        )
     return results
 
 
 def grade_one(sub: Submission, week: Week, notebooks: NotebookGrader, out: Path) -> Report:
     """Grade one submission for one week and write its report files."""
-    report = Report(student=sub.student, week=week.number, hidden_tests=notebooks.source.hidden_tests)
+    report = Report(
+        student=sub.student, week=week.number, hidden_tests=notebooks.source.hidden_tests
+    )
     with tempfile.TemporaryDirectory(prefix=f"grade-{sub.student}-") as tmp:
         work = Path(tmp)
         if not (sub.labs / week.lab).is_dir():
@@ -340,7 +382,11 @@ def grade(
     jobs = [
         (sub, w)
         for sub in subs
-        for w in (weeks or [w for w in WEEKS.values() if (sub.labs / w.lab).is_dir()] or list(WEEKS.values())[:1])
+        for w in (
+            weeks
+            or [w for w in WEEKS.values() if (sub.labs / w.lab).is_dir()]
+            or list(WEEKS.values())[:1]
+        )
     ]
     notebooks = NotebookGrader(out, source, cell_timeout)
     reports = []

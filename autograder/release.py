@@ -148,7 +148,9 @@ def _release_notebooks(solutions: Path, notebooks: list[Path], dest: Path) -> No
                 target = root / "source" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(solutions / rel, target)
-            nbgrader_app.run(nb_api.generate_assignment(lab), f"generate the student version of {lab}")
+            nbgrader_app.run(
+                nb_api.generate_assignment(lab), f"generate the student version of {lab}"
+            )
             for rel in rels:
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(root / "release" / rel, dest / rel)

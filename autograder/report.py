@@ -200,7 +200,9 @@ def write_class_csv(out: Path) -> Path:
     for student in students:
         cells = [scores.get((student, w), 0.0) for w in weeks]
         rows.append([student, *(f"{c:g}" for c in cells), f"{sum(cells):g}"])
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, newline="", suffix=".csv") as handle:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=out, delete=False, newline="", suffix=".csv"
+    ) as handle:
         csv.writer(handle).writerows(rows)
     os.replace(handle.name, path)
     return path

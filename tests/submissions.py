@@ -21,7 +21,9 @@ def _reference(dest: Path) -> Path:
     labs = dest / "labs"
     shutil.copytree(LABS, labs, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.rmtree(labs / "mlpipe")
-    shutil.copytree(SOLUTIONS / "mlpipe", labs / "mlpipe", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        SOLUTIONS / "mlpipe", labs / "mlpipe", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copyfile(SOLUTIONS / "docker" / "train.Dockerfile", labs / "docker" / "train.Dockerfile")
     shutil.copyfile(SOLUTIONS / "week01" / "lab.ipynb", labs / "week01" / "lab.ipynb")
     return dest

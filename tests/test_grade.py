@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from conftest import REPO, SOLUTIONS
@@ -71,7 +70,16 @@ def test_reports_csv_and_gradebook_agree(graded):
     assert {r.student for r in read_reports(out)} == set(reports)
     for name in reports:
         data = json.loads((out / name / "week01.json").read_text())
-        assert set(data) >= {"student", "week", "score", "max_score", "hidden_tests", "needs_manual_grading", "flags", "tests"}
+        assert set(data) >= {
+            "student",
+            "week",
+            "score",
+            "max_score",
+            "hidden_tests",
+            "needs_manual_grading",
+            "flags",
+            "tests",
+        }
         assert (out / name / "week01.md").read_text().startswith(f"# Week 1: {name}")
     from nbgrader.api import Gradebook
 
@@ -89,12 +97,20 @@ def _hidden_lines() -> list[str]:
     nb = json.loads((SOLUTIONS / "week01/lab.ipynb").read_text())
     for cell in nb["cells"]:
         text = "".join(cell["source"])
-        lines += re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", text, re.S)[0].splitlines() if "HIDDEN" in text else []
+        lines += (
+            re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", text, re.S)[
+                0
+            ].splitlines()
+            if "HIDDEN" in text
+            else []
+        )
     visible = "".join(p.read_text() for p in (REPO / "labs/week01").rglob("*.*") if p.is_file())
     return [
         line.strip()
         for line in lines
-        if len(line.strip()) > 25 and not line.strip().startswith(("#", '"""')) and line.strip() not in visible
+        if len(line.strip()) > 25
+        and not line.strip().startswith(("#", '"""'))
+        and line.strip() not in visible
     ]
 
 

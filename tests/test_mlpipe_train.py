@@ -27,7 +27,11 @@ def test_iris_data_is_clean():
     df = train.load_data()
     assert df[train.FEATURES].notna().all().all()
     assert (df[train.FEATURES] > 0).all().all()
-    assert df[train.TARGET].value_counts().to_dict() == {"setosa": 50, "versicolor": 50, "virginica": 50}
+    assert df[train.TARGET].value_counts().to_dict() == {
+        "setosa": 50,
+        "versicolor": 50,
+        "virginica": 50,
+    }
 
 
 def test_fingerprint_is_a_known_value():
@@ -45,7 +49,9 @@ def test_same_params_give_identical_model_and_metrics(tmp_path):
     b = train.train(TrainParams(), tmp_path / "b")
     assert a.metrics == b.metrics
     assert a.metadata["model_fingerprint"] == b.metadata["model_fingerprint"]
-    assert (tmp_path / "a" / "model.joblib").read_bytes() == (tmp_path / "b" / "model.joblib").read_bytes()
+    assert (tmp_path / "a" / "model.joblib").read_bytes() == (
+        tmp_path / "b" / "model.joblib"
+    ).read_bytes()
 
 
 def test_another_seed_gives_another_model(tmp_path):
@@ -100,7 +106,12 @@ def test_ints_are_accepted_for_floats(tmp_path):
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(SOLUTIONS))
     return subprocess.run(
-        [sys.executable, "-m", "mlpipe", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mlpipe", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

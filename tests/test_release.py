@@ -19,7 +19,9 @@ def test_labs_is_in_sync_with_solutions():
 def test_check_notices_a_stale_file(tmp_path):
     import shutil
 
-    shutil.copytree(REPO / "solutions", tmp_path / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "solutions", tmp_path / "solutions", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(LABS, tmp_path / "labs", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "labs/mlpipe/train.py").write_text("# edited by hand\n")
     (tmp_path / "labs/stray.txt").write_text("x")
@@ -40,7 +42,9 @@ def test_no_hidden_test_or_solution_reaches_labs():
 
 
 def test_stub_python_keeps_signature_and_names_the_function():
-    source = 'def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n'
+    source = (
+        'def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n'
+    )
     stub = stub_python(source, "mlpipe.demo")
     assert stub == (
         'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError("mlpipe.demo.f")\n'
@@ -48,12 +52,19 @@ def test_stub_python_keeps_signature_and_names_the_function():
 
 
 def test_stub_text_for_dockerfiles():
-    assert stub_text("FROM x\n### BEGIN SOLUTION\nCMD [\"a\"]\n### END SOLUTION\n") == "FROM x\n# YOUR CODE HERE\n"
+    assert (
+        stub_text('FROM x\n### BEGIN SOLUTION\nCMD ["a"]\n### END SOLUTION\n')
+        == "FROM x\n# YOUR CODE HERE\n"
+    )
 
 
 @pytest.mark.parametrize(
     "source",
-    ["### BEGIN SOLUTION\nx\n", "x\n### END SOLUTION\n", "### BEGIN SOLUTION\n### BEGIN SOLUTION\n"],
+    [
+        "### BEGIN SOLUTION\nx\n",
+        "x\n### END SOLUTION\n",
+        "### BEGIN SOLUTION\n### BEGIN SOLUTION\n",
+    ],
 )
 def test_malformed_markers_are_reported(source):
     with pytest.raises(CourseError):

