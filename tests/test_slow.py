@@ -21,18 +21,28 @@ def test_fresh_clone_installs_from_the_lock_and_imports_the_students_mlpipe(tmp_
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     start = time.monotonic()
-    proc = subprocess.run(["make", "install"], cwd=clone, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        ["make", "install"], cwd=clone, capture_output=True, text=True, timeout=1800
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(f"fresh-clone install: {time.monotonic() - start:.0f} s")
     python = clone / ".venv/bin/python"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    check = subprocess.run([str(clone / ".venv/bin/uv"), "pip", "check", "--python", str(python)], capture_output=True, text=True, env=env)
+    check = subprocess.run(
+        [str(clone / ".venv/bin/uv"), "pip", "check", "--python", str(python)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     where = subprocess.run(
         [str(python), "-c", "import mlpipe, autograder; print(mlpipe.__file__); print(autograder.__file__)"],
         cwd=tmp_path, capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
-    assert where.stdout.split() == [str(clone / "labs/mlpipe/__init__.py"), str(clone / "autograder/__init__.py")]
+    assert where.stdout.split() == [
+        str(clone / "labs/mlpipe/__init__.py"),
+        str(clone / "autograder/__init__.py"),
+    ]
     assert (clone / ".venv/bin/course").is_file()
 
 
@@ -63,12 +73,18 @@ def test_jupyterlab_serves_the_course_with_the_nbgrader_extension(tmp_path):
             pytest.fail("JupyterLab did not start")
         with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as resp:
             page = resp.read().decode()
-        config = json.loads(page.split('id="jupyter-config-data" type="application/json">', 1)[1].split("</script>")[0])
+        config = json.loads(
+            page.split('id="jupyter-config-data" type="application/json">', 1)[1].split(
+                "</script>"
+            )[0]
+        )
         names = {ext["name"] for ext in config["federated_extensions"]}
         assert "@jupyter/nbgrader" in names
         with urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=30) as resp:
             assert resp.status == 200
-        with urllib.request.urlopen(f"{base}/api/contents/labs/week01?token={token}", timeout=10) as resp:
+        with urllib.request.urlopen(
+            f"{base}/api/contents/labs/week01?token={token}", timeout=10
+        ) as resp:
             listing = {item["name"] for item in json.load(resp)["content"]}
         assert "lab.ipynb" in listing
     finally:
