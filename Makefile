@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 WEEK ?= 1
+# Extra JupyterLab options, e.g. make lab LAB_ARGS=--no-browser
+LAB_ARGS ?=
 # Telemetry of every tool stays off.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -32,8 +34,6 @@ install: $(STAMP) ## create .venv with the locked dependencies and the `course` 
 demo: $(STAMP) ## train the Iris model with the reference mlpipe and show where it went
 	@rm -rf build/demo
 	PYTHONPATH=solutions MLPIPE_HOME=build/demo $(BIN)/python -m mlpipe train --params solutions/params.yaml
-	@echo "model metadata (build/demo/models/iris-classifier/metadata.json):"
-	@head -c 600 build/demo/models/iris-classifier/metadata.json; echo " ..."
 
 test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
 	$(PYTEST) -n 2 -m "not slow" tests
@@ -52,7 +52,7 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix .
 
 lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=8888
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=8888 $(LAB_ARGS)
 
 check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)
 	$(BIN)/course check $(WEEK)

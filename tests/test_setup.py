@@ -83,6 +83,8 @@ def test_devcontainer_parses_and_its_commands_exist():
     assert {"ms-python.python", "ms-toolsai.jupyter"} <= set(extensions)
     assert config["containerEnv"]["DVC_NO_ANALYTICS"] == "1"
     assert config["hostRequirements"]["cpus"] >= 2
+    # `course` and `jupyter` from the project's .venv are on the terminal's PATH.
+    assert config["remoteEnv"]["PATH"].startswith("${containerWorkspaceFolder}/.venv/bin:")
 
 
 def _lock() -> dict[str, str]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -45,6 +44,24 @@ def test_fresh_clone_installs_from_the_lock_and_imports_the_students_mlpipe(tmp_
     ]
     assert (clone / ".venv/bin/course").is_file()
 
+    # Every other Make target the README names runs on the fresh clone and leaves it clean.
+    def make(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", *args], cwd=clone, capture_output=True, text=True, env=env, timeout=900
+        )
+
+    for target in (["lock"], ["format"], ["release"], ["lint"], ["release-check"], ["demo"]):
+        proc = make(*target)
+        assert proc.returncode == 0, f"make {target[0]}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    check = make("check", "WEEK=1")
+    assert check.returncode != 0, "the untouched lab cannot pass its own check"
+    assert "visible score: 0 / 21" in check.stdout
+    assert make("clean").returncode == 0
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
+    )
+    assert status.stdout == "", f"make targets changed tracked files: {status.stdout}"
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -55,10 +72,12 @@ def _free_port() -> int:
 def test_jupyterlab_serves_the_course_with_the_nbgrader_extension(tmp_path):
     port, token = _free_port(), "course-test"
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path))
+    lab_args = (
+        f"--no-browser --port={port} --IdentityProvider.token={token} --ServerApp.allow_root=True"
+    )
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", "--ServerApp.allow_root=True"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        ["make", "-s", "lab", f"LAB_ARGS={lab_args}"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -88,5 +107,5 @@ def test_jupyterlab_serves_the_course_with_the_nbgrader_extension(tmp_path):
             listing = {item["name"] for item in json.load(resp)["content"]}
         assert "lab.ipynb" in listing
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -31,10 +31,16 @@ def _run_train(args: argparse.Namespace) -> int:
     params = load_train_params(args.params)
     out = args.out or models_dir() / params.model_name
     result = train.train(params, out)
-    metrics = {k: result.metrics[k] for k in ("accuracy", "f1_macro")}
-    print(f"trained {params.model_name}: {json.dumps(metrics)}")
-    print(f"model:    {result.model_dir / train.MODEL_FILE}")
-    print(f"metadata: {result.model_dir / train.METADATA_FILE}")
+    meta = result.metadata
+    print(f"trained {params.model_name}")
+    print(f"  accuracy:   {result.metrics['accuracy']:.4f}")
+    print(f"  f1_macro:   {result.metrics['f1_macro']:.4f}")
+    print(f"  data:       {meta.get('data_fingerprint')}")
+    print(f"  model:      {meta.get('model_fingerprint')}")
+    print(f"  git commit: {meta.get('git_commit') or 'none (not a git checkout)'}")
+    print(f"  versions:   {json.dumps(meta.get('versions', {}))}")
+    print(f"model saved to {result.model_dir / train.MODEL_FILE}")
+    print(f"metadata in    {result.model_dir / train.METADATA_FILE}")
     return 0
 
 
