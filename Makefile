@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 WEEK ?= 1
-# Extra JupyterLab options, e.g. make lab LAB_ARGS=--no-browser
+# JupyterLab's port and extra options, e.g. make lab LAB_PORT=8890 LAB_ARGS=--no-browser
+LAB_PORT ?= 8888
 LAB_ARGS ?=
 # Telemetry of every tool stays off.
 export DVC_NO_ANALYTICS := 1
@@ -52,7 +53,7 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix .
 
 lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=8888 $(LAB_ARGS)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ARGS)
 
 check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)
 	$(BIN)/course check $(WEEK)

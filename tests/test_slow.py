@@ -72,11 +72,9 @@ def _free_port() -> int:
 def test_jupyterlab_serves_the_course_with_the_nbgrader_extension(tmp_path):
     port, token = _free_port(), "course-test"
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path))
-    lab_args = (
-        f"--no-browser --port={port} --IdentityProvider.token={token} --ServerApp.allow_root=True"
-    )
+    lab_args = f"--no-browser --IdentityProvider.token={token} --ServerApp.allow_root=True"
     server = subprocess.Popen(
-        ["make", "-s", "lab", f"LAB_ARGS={lab_args}"],
+        ["make", "-s", "lab", f"LAB_PORT={port}", f"LAB_ARGS={lab_args}"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
