@@ -80,13 +80,20 @@ def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | Non
     )  # fmt: skip
     client.execute(env=env)
     results: dict[str, str | None] = {}
+    answer_error = None  # the error of the last answer cell, to explain a test's NameError
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade") and cell.cell_type == "code":
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            results[meta["grade_id"]] = (
-                f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else None
-            )
+        if cell.cell_type != "code" or not meta.get("grade_id"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        error = f"{errors[0]['ename']}: {errors[0]['evalue']}".rstrip(": ") if errors else None
+        if meta.get("solution"):
+            answer_error = error
+        elif meta.get("grade"):
+            if error and error.startswith("NameError") and answer_error:
+                error += f" (the answer cell above failed: {answer_error})"
+            results[meta["grade_id"]] = error
+    return results
     return results
 
 

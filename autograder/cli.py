@@ -50,7 +50,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for t in result.tests:
         points = "-" if t.status == "manual" else f"{t.score:g}/{t.max_score:g}"
         print(f"{t.name:<{width}}  {t.source:<8}  {points:>6}  {t.status}")
-        for line in t.output.splitlines()[:3] if t.status in ("failed", "error") else []:
+        details = [line for line in t.output.splitlines() if line.strip()]
+        for line in details[:3] if t.status in ("failed", "error") else []:
             print(f"{'':<{width}}    {line[:160]}")
     print(f"\nvisible score: {result.score:g} / {result.max_score:g}")
     print("Hidden tests and written answers count in your grade too.")

@@ -30,6 +30,19 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def _component_time(sub: Path, work: Path) -> float:
+    """Time the pytest half of `course grade` on its own, in-process."""
+    sys.path.insert(0, str(REPO))
+    from autograder.config import get_week
+    from autograder.grade import Submission, grade_component
+    from autograder.sources import find_source
+
+    work.mkdir()
+    start = time.perf_counter()
+    grade_component(Submission(sub, "student"), get_week(1), find_source(REPO), work)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
@@ -46,8 +59,9 @@ def main() -> None:
         )
         raw_env = dict(env, PYTHONPATH=str(sub / "labs"))
         nbgrader = [str(BIN / "nbgrader")]
-        _timed([*nbgrader, "generate_assignment", "week01", "--force"], course, raw_env)
+        register = _timed([*nbgrader, "generate_assignment", "week01", "--force"], course, raw_env)
         raw = _timed([*nbgrader, "autograde", "week01", "--force"], course, raw_env)
+        pytest_part = _component_time(sub, tmp / "component")
         ours = _timed(
             [
                 str(BIN / "course"),
@@ -63,9 +77,17 @@ def main() -> None:
             env,
         )
     print("one week-1 submission (reference solution), 2 cores")
+    print(f"raw nbgrader generate_assignment (registers):     {register:6.1f} s")
     print(f"raw nbgrader autograde (notebook only):           {raw:6.1f} s")
     print(f"course grade (notebook + component tests + reports): {ours:6.1f} s")
+    print(f"  of which the component tests (pytest):           {pytest_part:6.1f} s")
+    print(f"  so the notebook part and reports:                {ours - pytest_part:6.1f} s")
     print(f"ratio course grade / raw nbgrader:                 {ours / raw:6.2f}x")
+    print(f"ratio (course grade - pytest part) / raw nbgrader: {(ours - pytest_part) / raw:6.2f}x")
+    both = register + raw
+    print(
+        f"ratio (course grade - pytest part) / raw register+autograde: {(ours - pytest_part) / both:6.2f}x"
+    )
 
 
 if __name__ == "__main__":

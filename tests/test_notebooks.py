@@ -50,3 +50,25 @@ def test_every_week_with_a_lab_has_a_lesson():
     for week in WEEKS.values():
         assert (REPO / "weeks" / week.slug / "README.md").is_file()
         assert (REPO / "weeks" / week.slug / "lesson.ipynb").is_file()
+
+
+@pytest.mark.parametrize(
+    ("pythonpath", "notebook", "verdict"),
+    [
+        (SOLUTIONS, SOLUTIONS / "week01/lab.ipynb", "Success! Your notebook passes all the tests."),
+        (LABS, LABS / "week01/lab.ipynb", "VALIDATION FAILED ON 5 CELL(S)!"),
+    ],
+    ids=["reference", "untouched"],
+)
+def test_nbgrader_validate_button_verdict(tmp_path, pythonpath, notebook, verdict):
+    """What JupyterLab's Validate button says: nbgrader's own validate command."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "nbgrader"), "validate", str(notebook)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert verdict in proc.stdout + proc.stderr
