@@ -157,7 +157,7 @@ class NotebookGrader:
     """nbgrader's autograde over one course folder kept under ``<out>/nbgrader``."""
 
     def __init__(self, out: Path, source: GradingSource, cell_timeout: int = CELL_TIMEOUT) -> None:
-        self.root = out / "nbgrader"
+        self.root = out.resolve() / "nbgrader"
         self.source = source
         self.cell_timeout = cell_timeout
         self._ready: set[str] = set()
@@ -377,7 +377,7 @@ def grade(
     weeks = [get_week(week)] if week is not None else None
     subs = find_submissions([Path(p) for p in submissions])
     source = source or find_source()
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     jobs = [
         (sub, w)

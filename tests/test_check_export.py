@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,20 @@ def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "visible score: 0 / 21" in proc.stdout
     assert str(dest / "labs") in proc.stdout
+
+
+def test_exported_template_grades_itself_with_visible_tests_only(tmp_path):
+    """What the template's own CI runs: `course grade .`, without hidden tests."""
+    dest = export_student(tmp_path / "alice")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(dest)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "grade", ".", "--week", "1", "--out", "grades", "--quiet"],
+        cwd=dest, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "hidden tests were not available" in proc.stdout
+    report = json.loads((dest / "grades/alice/week01.json").read_text())
+    assert report["hidden_tests"] is False and report["score"] == 0
+    assert not [t for t in report["tests"] if "hidden/" in t["name"]]
+    assert report["max_score"] == 25  # 10 notebook + 11 visible component + 4 written
