@@ -20,3 +20,21 @@ if str(SOLUTIONS) not in sys.path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def run_module(*args: str, cwd: Path, pythonpath: Path | None = None, timeout: int = 300):
+    """Run ``python -m ARGS`` in a fresh process; PYTHONPATH is ``pythonpath`` only."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

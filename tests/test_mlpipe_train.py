@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import SOLUTIONS
+from conftest import SOLUTIONS, run_module
 
 import mlpipe
 from mlpipe import train
@@ -104,15 +102,7 @@ def test_ints_are_accepted_for_floats(tmp_path):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(SOLUTIONS))
-    return subprocess.run(
-        [sys.executable, "-m", "mlpipe", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module("mlpipe", *args, cwd=cwd, pythonpath=SOLUTIONS)
 
 
 def test_cli_trains_with_the_params_file(tmp_path):
