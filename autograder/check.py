@@ -76,6 +76,7 @@ def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | Non
     env = dict(os.environ, PYTHONPATH=str(labs), MLPIPE_HOME=str(work), **NO_TELEMETRY)
     client = NotebookClient(
         nb, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
         resources={"metadata": {"path": str(notebook.parent)}},
     )  # fmt: skip
     client.execute(env=env)

@@ -121,7 +121,14 @@ def _write_kernelspec(jupyter_dir: Path, labs: Path, home: Path) -> None:
     spec.mkdir(parents=True, exist_ok=True)
     env = {"PYTHONPATH": str(labs), "HOME": str(home), "MLPIPE_HOME": str(home), **NO_TELEMETRY}
     kernel = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--IPKernelApp.log_level=ERROR",
+        ],  # fmt: skip
         "display_name": "course grader",
         "language": "python",
         "env": env,
