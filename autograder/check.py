@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import CourseError
 from autograder.config import CELL_TIMEOUT, LABS, NO_TELEMETRY, PYTEST_TIMEOUT, REPO_ROOT, get_week
-from autograder.grade import _junit_results
+from autograder.grade import _junit_results, cell_errors, pytest_command, pytest_env
 from autograder.report import TestResult
 from autograder.sources import notebook_items, pytest_items
 
@@ -49,16 +48,14 @@ def find_labs(start: Path | None = None) -> Path:
 
 
 def _start_pytest(tests: Path, labs: Path, work: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(NO_TELEMETRY, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", MLPIPE_HOME=str(work))
-    (work / "pytest.ini").write_text(f"[pytest]\npythonpath = {labs}\n", encoding="utf-8")
-    cmd = [
-        sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(work / "pytest.ini"),
-        "--rootdir", str(tests.parent), "-p", "no:cacheprovider", "-p", "xdist", "-n", "2",
-        f"--junitxml={work / 'results.xml'}", "-o", "junit_family=xunit1",
-    ]  # fmt: skip
+    cmd = pytest_command(tests, labs, work, "-p", "xdist", "-n", "2")
     return subprocess.Popen(
-        cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=work,
+        env=pytest_env(work),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -80,21 +77,22 @@ def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | Non
         resources={"metadata": {"path": str(notebook.parent)}},
     )  # fmt: skip
     client.execute(env=env)
+    errors = {
+        gid: f"{o['ename']}: {o['evalue']}".rstrip(": ") for gid, o in cell_errors(nb.cells).items()
+    }
     results: dict[str, str | None] = {}
     answer_error = None  # the error of the last answer cell, to explain a test's NameError
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade_id"):
             continue
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        error = f"{errors[0]['ename']}: {errors[0]['evalue']}".rstrip(": ") if errors else None
+        error = errors.get(meta["grade_id"])
         if meta.get("solution"):
             answer_error = error
         elif meta.get("grade"):
             if error and error.startswith("NameError") and answer_error:
                 error += f" (the answer cell above failed: {answer_error})"
             results[meta["grade_id"]] = error
-    return results
     return results
 
 
@@ -154,8 +152,7 @@ def check(week: int | str, labs: Path | None = None) -> CheckResult:
                 log = f"the component tests were stopped after {PYTEST_TIMEOUT} s"
             ran = _junit_results(work / "results.xml")
             for item in pytest_items(tests_dir):
-                key = item.name if item.name in ran else f"tests/{item.name}"
-                status, output = ran.get(key, ran.get(item.name, ("error", log[-500:])))
+                status, output = ran.get(item.name, ("error", log[-500:]))
                 lines = [
                     line for line in output.splitlines() if line.startswith("E ")
                 ] or output.splitlines()[:1]

@@ -136,19 +136,55 @@ def _write_kernelspec(jupyter_dir: Path, labs: Path, home: Path) -> None:
     (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
 
 
+def cell_errors(cells: list[dict]) -> dict[str, dict]:
+    """Map the grade id of each nbgrader cell that raised to its last error output.
+
+    The last one, because on a timeout nbgrader appends its ``CellTimeoutError``
+    after the ``KeyboardInterrupt`` that stopped the cell.
+    """
+    errors = {}
+    for cell in cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        outs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if grade_id and outs:
+            errors[grade_id] = outs[-1]
+    return errors
+
+
 def _cell_outputs(notebook: Path) -> dict[str, str]:
-    """Map each graded cell's grade id to the error it printed, if any."""
+    """Map each graded cell's grade id to the traceback it printed, if any."""
     if not notebook.is_file():
         return {}
     nb = json.loads(notebook.read_text(encoding="utf-8"))
-    errors = {}
-    for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        for out in cell.get("outputs", []):
-            if grade_id and out.get("output_type") == "error":
-                trace = "\n".join(out.get("traceback", [])) or f"{out['ename']}: {out['evalue']}"
-                errors[grade_id] = _clip(trace)
-    return errors
+    return {
+        grade_id: _clip("\n".join(out.get("traceback", [])) or f"{out['ename']}: {out['evalue']}")
+        for grade_id, out in cell_errors(nb["cells"]).items()
+    }
+
+
+def pytest_env(home: Path) -> dict[str, str]:
+    """Environment of a pytest run over a student's code: scratch home, no stray options."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
+    env.update(
+        NO_TELEMETRY, HOME=str(home), MLPIPE_HOME=str(home), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"
+    )
+    return env
+
+
+def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[str]:
+    """A pytest command that imports ``labs``' mlpipe and reports to ``run_dir/results.xml``.
+
+    It writes ``run_dir/pytest.ini`` so that no configuration of the submission applies.
+    """
+    (run_dir / "pytest.ini").write_text(
+        f"[pytest]\npythonpath = {labs}\nmarkers =\n    points(n): points a graded test is worth\n",
+        encoding="utf-8",
+    )
+    return [
+        sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(run_dir / "pytest.ini"),
+        "--rootdir", str(tests.parent), "-p", "no:cacheprovider", *extra,
+        f"--junitxml={run_dir / 'results.xml'}", "-o", "junit_family=xunit1",
+    ]  # fmt: skip
 
 
 def _zero(items: list[GradedItem], source: str, reason: str) -> list[TestResult]:
@@ -299,22 +335,11 @@ def grade_component(
     shutil.copytree(tests_src, run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     home = work / "home"
     home.mkdir(parents=True, exist_ok=True)
-    (run_dir / "pytest.ini").write_text(
-        "[pytest]\n"
-        f"pythonpath = {sub.labs}\n"
-        "markers =\n    points(n): points a graded test is worth\n",
-        encoding="utf-8",
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
-    env.update(
-        NO_TELEMETRY, HOME=str(home), MLPIPE_HOME=str(home), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"
-    )
+    env = pytest_env(home)
     xml = run_dir / "results.xml"
-    cmd = [
-        sys.executable, "-m", "pytest", "tests", "-q", "-c", "pytest.ini", "--rootdir", str(run_dir),
-        "-p", "no:cacheprovider", "-p", "pytest_timeout", f"--timeout={TEST_TIMEOUT}",
-        f"--junitxml={xml}", "-o", "junit_family=xunit1",
-    ]  # fmt: skip
+    cmd = pytest_command(
+        run_dir / "tests", sub.labs, run_dir, "-p", "pytest_timeout", f"--timeout={TEST_TIMEOUT}"
+    )
     reason = ""
     try:
         proc = subprocess.run(
@@ -384,7 +409,7 @@ def grade(
     weeks = [get_week(week)] if week is not None else None
     subs = find_submissions([Path(p) for p in submissions])
     source = source or find_source()
-    out = Path(out).resolve()
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [
         (sub, w)

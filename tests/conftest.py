@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 LABS = REPO / "labs"
@@ -15,11 +13,6 @@ LABS = REPO / "labs"
 # editable install exposes.
 if str(SOLUTIONS) not in sys.path:
     sys.path.insert(0, str(SOLUTIONS))
-
-
-@pytest.fixture(scope="session")
-def repo() -> Path:
-    return REPO
 
 
 def run_module(*args: str, cwd: Path, pythonpath: Path | None = None, timeout: int = 300):

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from conftest import LABS, REPO
+from conftest import LABS, REPO, run_module
 from submissions import reference
 
 from autograder.check import check
@@ -44,12 +41,7 @@ def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):
         assert "test_training_reproduces_across_processes" not in text, f
     assert "def test_" in hidden_source
     # The template's own CLI works there: check runs the visible tests of its labs/.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(dest)
-    proc = subprocess.run(
-        [sys.executable, "-m", "autograder.cli", "check", "1"],
-        cwd=dest, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = run_module("autograder.cli", "check", "1", cwd=dest, pythonpath=dest, timeout=600)
     assert proc.returncode == 1, proc.stderr
     assert "visible score: 0 / 21" in proc.stdout
     assert str(dest / "labs") in proc.stdout
@@ -58,12 +50,19 @@ def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):
 def test_exported_template_grades_itself_with_visible_tests_only(tmp_path):
     """What the template's own CI runs: `course grade .`, without hidden tests."""
     dest = export_student(tmp_path / "alice")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(dest)
-    proc = subprocess.run(
-        [sys.executable, "-m", "autograder.cli", "grade", ".", "--week", "1", "--out", "grades", "--quiet"],
-        cwd=dest, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    proc = run_module(
+        "autograder.cli",
+        "grade",
+        ".",
+        "--week",
+        "1",
+        "--out",
+        "grades",
+        "--quiet",
+        cwd=dest,
+        pythonpath=dest,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "hidden tests were not available" in proc.stdout
     report = json.loads((dest / "grades/alice/week01.json").read_text())
