@@ -66,6 +66,24 @@ WEEKS: dict[int, Week] = {
         "Foundations: a reproducible training stage",
         files=("mlpipe/train.py", "docker/train.Dockerfile"),
     ),
+    2: Week(
+        2,
+        "02-data",
+        "Data versioning and validation: a DVC pipeline that stops bad data",
+        files=(
+            "mlpipe/data.py",
+            "mlpipe/validate.py",
+            "mlpipe/evaluate.py",
+            "dvc.yaml",
+            "data/schema.json",
+        ),
+    ),
+    3: Week(
+        3,
+        "03-tracking",
+        "Experiment tracking and the model registry with MLflow and Optuna",
+        files=("mlpipe/track.py",),
+    ),
 }
 
 

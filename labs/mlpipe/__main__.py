@@ -1,7 +1,13 @@
 """Command line of the pipeline: ``python -m mlpipe STAGE [options]``.
 
-Errors a user can fix (a bad params file, a stage not written yet) are printed
-as one sentence with a non-zero exit code, never as a traceback.
+The stages, in the order ``dvc.yaml`` runs them::
+
+    fetch -> prepare -> validate -> train -> evaluate      (weeks 1 and 2)
+    tune                                                     (week 3)
+
+Errors a user can fix (a bad params file, unreadable or invalid data, an
+unreachable tracking server, a stage not written yet) are printed as one
+sentence with a non-zero exit code, never as a traceback.
 """
 
 from __future__ import annotations
@@ -10,19 +16,93 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from mlpipe.config import ParamsError, load_train_params, models_dir
+from mlpipe.config import (
+    ParamsError,
+    PrepareParams,
+    TrackParams,
+    ValidateParams,
+    load_params,
+    load_train_params,
+    models_dir,
+)
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlpipe", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    train = stages.add_parser("train", help="train the Iris model and save it with metadata")
-    train.add_argument("--params", default=None, help="params.yaml to read (default: built-in)")
+
+    def stage(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = stages.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--params", default=None, help="params.yaml to read (default: built-in)")
+        return sub
+
+    fetch = stage("fetch", "write the raw Iris data as a provider delivers it")
+    fetch.add_argument("--out", default="data/raw/iris.csv", help="raw CSV to write")
+    fetch.add_argument(
+        "--per-class", type=int, default=None, help="only the first N rows of each species"
+    )
+
+    prepare = stage("prepare", "clean raw data into data/processed with a fingerprint")
+    prepare.add_argument("--raw", default="data/raw/iris.csv", help="raw CSV to read")
+    prepare.add_argument("--out", default="data/processed/iris.csv", help="processed CSV")
+
+    validate = stage("validate", "run every data check; exit 1 when one fails")
+    validate.add_argument("--data", default="data/processed/iris.csv", help="CSV to check")
+    validate.add_argument("--reference", default=None, help="training schema JSON (drift)")
+    validate.add_argument("--report", default=None, help="write the checks as JSON here")
+
+    train = stage("train", "train the Iris model and save it with metadata")
+    train.add_argument("--data", default=None, help="processed CSV (default: built-in Iris)")
     train.add_argument(
         "--out", default=None, help="folder for model.joblib and metadata.json (default: models/)"
     )
+
+    evaluate = stage("evaluate", "score a saved model on its held-out rows")
+    evaluate.add_argument("--model", required=True, help="model folder written by train")
+    evaluate.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    evaluate.add_argument("--metrics", default="metrics.json", help="metrics JSON to write")
+
+    schema = stage("schema", "write the schema of clean data, the reference for drift")
+    schema.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    schema.add_argument("--out", default="data/schema.json", help="schema JSON to write")
+
+    tune = stage("tune", "Optuna search tracked in MLflow; register the best as challenger")
+    tune.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
     return parser
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from mlpipe import data
+
+    print(f"raw data written to {data.write_raw(args.out, args.per_class)}")
+    return 0
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from mlpipe import data
+
+    info = data.prepare(args.raw, args.out, load_params(args.params, "prepare", PrepareParams))
+    print(f"prepared {info['rows']} rows into {args.out} ({info['fingerprint']})")
+    return 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from mlpipe import data, validate
+
+    params = load_params(args.params, "validate", ValidateParams)
+    reference = validate.read_schema(args.reference) if args.reference else None
+    result = validate.validate(data.read_processed(args.data), params, reference)
+    for check in result.checks:
+        print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.message}")
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+    validate.require_valid(result)
+    print(f"{args.data} passed all {len(result.checks)} checks")
+    return 0
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -30,8 +110,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
     params = load_train_params(args.params)
     out = args.out or models_dir() / params.model_name
-    result = train.train(params, out)
+    df = None
+    if args.data:
+        from mlpipe import data
+
+        df = data.read_processed(args.data)
+    result = train.train(params, out, data=df)
     meta = result.metadata
+    if args.data:
+        meta = data.attach_lineage(result.model_dir, data.lineage(args.data))
     print(f"trained {params.model_name}")
     print(f"  accuracy:   {result.metrics['accuracy']:.4f}")
     print(f"  f1_macro:   {result.metrics['f1_macro']:.4f}")
@@ -44,18 +131,82 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from mlpipe import data, evaluate
+
+    metrics = evaluate.evaluate_saved(args.model, data.read_processed(args.data))
+    evaluate.write_metrics(metrics, args.metrics)
+    print(f"accuracy {metrics['accuracy']:.4f} on {metrics['test_rows']} held-out rows")
+    return 0
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from mlpipe import data, validate
+
+    print(f"schema written to {validate.write_schema(data.read_processed(args.data), args.out)}")
+    return 0
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from mlpipe import data, track
+
+    base = load_train_params(args.params)
+    params = load_params(args.params, "track", TrackParams)
+    df = data.read_processed(args.data)
+    track.connect(params)
+    result = track.tune(base, params, df)
+    description = (
+        f"Best of {params.n_trials} Optuna trials (seed {params.seed}): C={result.best_params['C']:.4g}, "
+        f"cv accuracy {result.best_score:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}."
+    )
+    version = track.register(base.model_name, result.model_uri, result.best_run_id, description)
+    print(f"best of {params.n_trials} trials: C={result.best_params['C']:.4g}")
+    print(f"  cv accuracy:   {result.best_score:.4f}")
+    print(f"  test accuracy: {result.test_metrics['accuracy']:.4f}")
+    print(f"registered {base.model_name} version {version.version} as '{track.CHALLENGER}'")
+    print(f"tracking store: {track.tracking_uri(params)}")
+    return 0
+
+
+STAGES = {
+    "fetch": _run_fetch,
+    "prepare": _run_prepare,
+    "validate": _run_validate,
+    "train": _run_train,
+    "evaluate": _run_evaluate,
+    "schema": _run_schema,
+    "tune": _run_tune,
+}
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix, each one sentence."""
+    errors: list[type[Exception]] = [ParamsError]
+    for module, name in (
+        ("mlpipe.data", "DataError"),
+        ("mlpipe.validate", "ValidationError"),
+        ("mlpipe.track", "TrackingError"),
+    ):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            errors.append(getattr(loaded, name))
+    return tuple(errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage and return the process exit code."""
     args = _build_parser().parse_args(argv)
     try:
-        return _run_train(args)
-    except ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return STAGES[args.stage](args)
     except NotImplementedError as err:
         where = err.args[0] if err.args else "a function of the stage"
         print(f"error: {where} is not implemented yet; finish it in labs/mlpipe.", file=sys.stderr)
         return 1
+    except Exception as err:
+        if isinstance(err, _user_errors()):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

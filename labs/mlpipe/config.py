@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_origin, get_type_hints
 
 import yaml
 
 #: Environment variable that moves every artifact the pipeline writes.
 HOME_ENV = "MLPIPE_HOME"
+
+P = TypeVar("P")
 
 
 class ParamsError(ValueError):
@@ -66,9 +68,87 @@ class TrainParams:
             raise ParamsError(f"train.max_iter must be greater than 0, got {self.max_iter}.")
 
 
+@dataclass(frozen=True)
+class PrepareParams:
+    """Parameters of the ``prepare`` stage (week 2).
+
+    Attributes:
+        label_prefix: Prefix stripped from raw labels (``Iris-setosa`` -> ``setosa``).
+    """
+
+    label_prefix: str = "Iris-"
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    """Thresholds of the ``validate`` stage (week 2).
+
+    Attributes:
+        min_rows: Fewest rows a usable data set has.
+        feature_min: Smallest plausible measurement, in centimetres.
+        feature_max: Largest plausible measurement, in centimetres.
+        categories: The labels the model knows.
+        max_missing_fraction: Largest share of missing cells allowed.
+        max_duplicate_fraction: Largest share of duplicated rows allowed.
+        min_class_fraction: Smallest share of rows any label may have.
+        max_drift: Largest shift of a feature's mean from the reference
+            schema, in reference standard deviations.
+    """
+
+    min_rows: int = 30
+    feature_min: float = 0.0
+    feature_max: float = 10.0
+    categories: list[str] = field(default_factory=lambda: ["setosa", "versicolor", "virginica"])
+    max_missing_fraction: float = 0.0
+    max_duplicate_fraction: float = 0.02
+    min_class_fraction: float = 0.2
+    max_drift: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.feature_min >= self.feature_max:
+            raise ParamsError("validate.feature_min must be smaller than validate.feature_max.")
+        for name in ("max_missing_fraction", "max_duplicate_fraction", "min_class_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ParamsError(f"validate.{name} must be between 0 and 1, got {value}.")
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    """Parameters of experiment tracking and tuning (week 3).
+
+    Attributes:
+        tracking_uri: Where MLflow keeps runs; empty means an SQLite file
+            ``mlflow.db`` in the project folder. ``MLFLOW_TRACKING_URI`` wins.
+        experiment: Name of the MLflow experiment.
+        n_trials: Number of Optuna trials in a search.
+        seed: Seed of the Optuna sampler; same seed, same trials.
+        C_min: Lower bound of the searched regularisation strength.
+        C_max: Upper bound of the searched regularisation strength.
+        cv_folds: Cross-validation folds that score each trial.
+    """
+
+    tracking_uri: str = ""
+    experiment: str = "iris"
+    n_trials: int = 8
+    seed: int = 42
+    C_min: float = 0.01
+    C_max: float = 100.0
+    cv_folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.n_trials <= 0:
+            raise ParamsError(f"track.n_trials must be greater than 0, got {self.n_trials}.")
+        if not 0 < self.C_min < self.C_max:
+            raise ParamsError("track.C_min must be greater than 0 and smaller than track.C_max.")
+        if self.cv_folds < 2:
+            raise ParamsError(f"track.cv_folds must be at least 2, got {self.cv_folds}.")
+
+
 def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
     """Check one value against the type its dataclass field declares."""
     where = f"{section}.{key}"
+    expected = get_origin(expected) or expected
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) or not isinstance(value, expected):
@@ -131,15 +211,22 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_train_params(path: str | Path | None = None) -> TrainParams:
-    """Load the ``train`` section of a params file.
+def load_params(path: str | Path | None, section: str, cls: type[P]) -> P:
+    """Load one section of a params file.
 
     Args:
         path: The params.yaml file; ``None`` gives the defaults.
+        section: The section's name, e.g. ``"validate"``.
+        cls: The params dataclass of that section.
 
     Returns:
-        The validated :class:`TrainParams`.
+        The validated parameters.
     """
     if path is None:
-        return TrainParams()
-    return parse_section("train", read_params_file(path).get("train"), TrainParams)
+        return cls()
+    return parse_section(section, read_params_file(path).get(section), cls)
+
+
+def load_train_params(path: str | Path | None = None) -> TrainParams:
+    """Load the ``train`` section of a params file (``None``: the defaults)."""
+    return load_params(path, "train", TrainParams)

@@ -237,18 +237,22 @@ def load_model(model_dir: str | Path) -> tuple[Pipeline, dict[str, Any]]:
     return joblib.load(model_dir / MODEL_FILE), metadata
 
 
-def train(params: TrainParams, out_dir: str | Path) -> TrainResult:
+def train(
+    params: TrainParams, out_dir: str | Path, data: pd.DataFrame | None = None
+) -> TrainResult:
     """Run the whole stage: load, split, fit, evaluate, save.
 
     Args:
         params: Validated training parameters.
         out_dir: Folder the model and its metadata are written to.
+        data: The rows to train on; ``None`` loads them with :func:`load_data`
+            (from week 2 on, the pipeline passes its processed, validated data).
 
     Returns:
         The :class:`TrainResult`.
     """
+    df = load_data() if data is None else data
     ### BEGIN SOLUTION
-    df = load_data()
     X_train, X_test, y_train, y_test = split_data(df, params.test_size, params.seed)
     model = build_pipeline(params).fit(X_train, y_train)
     metrics = evaluate(model, X_test, y_test)

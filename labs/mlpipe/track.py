@@ -1,0 +1,267 @@
+"""Week 3: experiment tracking, tuning and the model registry with MLflow.
+
+* :func:`connect` points MLflow at the tracking store: an SQLite file inside
+  the project by default (no server needed), or a server over HTTP.
+* :func:`log_training_run` records one trained model in the active run:
+  params, metrics, a confusion-matrix figure, the data fingerprint and git
+  commit as tags, and the model with its signature and an input example.
+* :func:`tune` runs an Optuna search; every trial is a nested run under one
+  parent run, and the best trial's run also logs the model.
+* :func:`register` puts that model in the registry with a description and the
+  alias ``challenger``; :func:`load_by_alias` loads a model back by alias.
+
+A run that fails is marked FAILED by MLflow and nothing from it is registered.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import RunStatus
+from mlflow.models import infer_signature
+
+from mlpipe import train
+from mlpipe.config import TrackParams, TrainParams, project_dir
+
+#: The SQLite file (inside the project folder) used when no URI is configured.
+DEFAULT_DB = "mlflow.db"
+#: Folder (inside the project folder) for artifacts of the SQLite store.
+ARTIFACTS_DIR = "mlartifacts"
+#: The alias a freshly tuned model gets; week 4's gates decide on ``champion``.
+CHALLENGER = "challenger"
+#: Name of the model inside a run.
+MODEL_NAME = "model"
+#: File name of the confusion-matrix figure among the run's artifacts.
+FIGURE_FILE = "confusion_matrix.png"
+
+
+class TrackingError(RuntimeError):
+    """A tracking problem the user can fix; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a search found.
+
+    Attributes:
+        parent_run_id: The run holding every trial as a nested run.
+        best_run_id: The nested run of the best trial (it holds the model).
+        best_params: The training parameters of the best trial.
+        best_score: Its mean cross-validated accuracy.
+        model_uri: URI of the best trial's logged model.
+        test_metrics: The best model's metrics on the held-out rows.
+    """
+
+    parent_run_id: str
+    best_run_id: str
+    best_params: dict[str, Any]
+    best_score: float
+    model_uri: str
+    test_metrics: dict[str, Any]
+
+
+def tracking_uri(params: TrackParams) -> str:
+    """Decide where runs go.
+
+    Returns:
+        ``$MLFLOW_TRACKING_URI`` if set, else ``params.tracking_uri`` if not
+        empty, else ``sqlite:///<project>/mlflow.db``.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+    return uri or f"sqlite:///{project_dir() / DEFAULT_DB}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, in one sentence, when a tracking server does not answer.
+
+    Raises:
+        TrackingError: When ``uri`` is an HTTP(S) server whose ``/health``
+            does not answer 200 within ``timeout`` seconds.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            if response.status == 200:
+                return
+            reason = f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = str(getattr(err, "reason", err))
+    raise TrackingError(f"Cannot reach the MLflow tracking server at {uri} ({reason}).")
+
+
+def connect(params: TrackParams) -> str:
+    """Point MLflow at the tracking store and select the experiment.
+
+    For the default SQLite store, artifacts go to ``<project>/mlartifacts``.
+
+    Returns:
+        The experiment's id.
+
+    Raises:
+        TrackingError: When the tracking server cannot be reached.
+    """
+    uri = tracking_uri(params)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.get_experiment_by_name(params.experiment)
+    if experiment is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (project_dir() / ARTIFACTS_DIR).as_uri()
+        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def pip_requirements() -> list[str]:
+    """The model's requirements, given explicitly (inferring them takes seconds)."""
+    import sklearn
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+    ]
+
+
+def confusion_figure(metrics: dict[str, Any]):
+    """Draw the confusion matrix of :func:`mlpipe.train.evaluate` as a figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    labels, matrix = metrics["labels"], np.array(metrics["confusion_matrix"])
+    fig = Figure(figsize=(4, 4))
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def log_training_run(
+    model: Any,
+    params: TrainParams,
+    metrics: dict[str, Any],
+    X_example: pd.DataFrame,
+    tags: dict[str, str | None],
+) -> str:
+    """Record a trained model in the active MLflow run.
+
+    Args:
+        model: The fitted pipeline.
+        params: Its training parameters, logged as params.
+        metrics: From :func:`mlpipe.train.evaluate`; ``accuracy`` and
+            ``f1_macro`` are logged as metrics, the confusion matrix as the
+            figure ``confusion_matrix.png``.
+        X_example: A few input rows: the signature is inferred from them and
+            they are stored as the input example.
+        tags: At least ``data_fingerprint`` and ``git_commit``; ``None``
+            values are logged as ``"none"``.
+
+    Returns:
+        The logged model's URI (``models:/...``).
+
+    Raises:
+        TrackingError: When no run is active.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.track.log_training_run")
+
+
+def train_and_log(params: TrainParams, df: pd.DataFrame, run_name: str = "train") -> str:
+    """Train on ``df`` (as week 1 does) and log the result as a new run.
+
+    Returns:
+        The run's id.
+    """
+    X_train, X_test, y_train, y_test = train.split_data(df, params.test_size, params.seed)
+    model = train.build_pipeline(params).fit(X_train, y_train)
+    metrics = train.evaluate(model, X_test, y_test)
+    with mlflow.start_run(run_name=run_name) as run:
+        log_training_run(model, params, metrics, X_test.head(3), _data_tags(df))
+    return run.info.run_id
+
+
+def _data_tags(df: pd.DataFrame) -> dict[str, str | None]:
+    return {"data_fingerprint": train.fingerprint(df), "git_commit": train.git_commit()}
+
+
+def cv_score(params: TrainParams, X: pd.DataFrame, y: pd.Series, folds: int) -> float:
+    """Mean accuracy of the week-1 pipeline over stratified folds (seeded)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
+    scores = cross_val_score(train.build_pipeline(params), X, y, cv=splitter)
+    return float(scores.mean())
+
+
+def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
+    """Search ``C`` with Optuna; each trial is a nested run of one parent run.
+
+    Args:
+        base: Training parameters; each trial changes only ``C``.
+        track: ``n_trials``, ``seed`` (of the sampler), the ``C`` bounds and
+            ``cv_folds``.
+        df: The training data.
+
+    Returns:
+        The :class:`TuneResult`. Each trial run has the params of
+        :class:`~mlpipe.config.TrainParams` and the metric ``cv_accuracy``;
+        the best trial's run is then reopened to log the model refitted on
+        the training rows (see :func:`log_training_run`). The same seed gives
+        the same trials.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.track.tune")
+
+
+def _with_c(base: TrainParams, c: float) -> TrainParams:
+    return TrainParams(**{**asdict(base), "C": float(c)})
+
+
+def register(name: str, model_uri: str, run_id: str, description: str) -> Any:
+    """Register a model from a finished run and give it the alias ``challenger``.
+
+    Args:
+        name: The registered model's name.
+        model_uri: The logged model's URI.
+        run_id: The run that logged it; it must have finished successfully.
+        description: Stored on the new version.
+
+    Returns:
+        The new ``ModelVersion``.
+
+    Raises:
+        TrackingError: When the run did not finish successfully.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.track.register")
+
+
+def load_by_alias(name: str, alias: str = CHALLENGER) -> Any:
+    """Load a registered model by its alias.
+
+    Raises:
+        TrackingError: When the registry has no such model or alias.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.track.load_by_alias")

@@ -1,0 +1,330 @@
+"""Week 2: data validation that stops bad data before it reaches training.
+
+``validate`` runs every check and returns a :class:`ValidationResult` listing
+each one, so a student or an on-call engineer sees all that is wrong at once.
+``require_valid`` turns a failed result into a :class:`ValidationError`, which
+the pipeline's ``validate`` stage reports with a non-zero exit: DVC then stops
+before ``train``.
+
+The checks, each named in every message:
+
+=================== =====================================================
+``schema.columns``  the required columns are there, in the expected order
+``schema.types``    features are numbers, the label is text
+``missing_values``  share of empty cells at most ``max_missing_fraction``
+``domain.ranges``   features within ``[feature_min, feature_max]`` cm
+``domain.categories`` labels are known ones
+``duplicates``      share of duplicated rows at most ``max_duplicate_fraction``
+``label_balance``   every label has at least ``min_class_fraction`` of rows
+``row_count``       at least ``min_rows`` rows
+``drift``           columns, types, labels and feature means match the
+                    reference (training) schema
+=================== =====================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from mlpipe.config import ValidateParams
+from mlpipe.train import FEATURES, TARGET
+
+#: Every check, in the order they run.
+CHECKS = (
+    "schema.columns",
+    "schema.types",
+    "missing_values",
+    "domain.ranges",
+    "domain.categories",
+    "duplicates",
+    "label_balance",
+    "row_count",
+    "drift",
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check.
+
+    Attributes:
+        name: One of :data:`CHECKS`.
+        passed: Whether the data passed.
+        message: One sentence: what was found (on failure, what is wrong).
+    """
+
+    name: str
+    passed: bool
+    message: str
+
+
+@dataclass
+class ValidationResult:
+    """Every check run on one data set."""
+
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        """The checks that failed, in order."""
+        return [check for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (the stage's report)."""
+        return {"passed": self.passed, "checks": [asdict(check) for check in self.checks]}
+
+
+class ValidationError(ValueError):
+    """Data that failed validation; the message names every failed check."""
+
+    def __init__(self, result: ValidationResult) -> None:
+        self.result = result
+        details = "; ".join(f"{check.name}: {check.message}" for check in result.failed)
+        super().__init__(
+            f"Data failed {len(result.failed)} validation check(s), so training stops: {details}"
+        )
+
+
+def infer_schema(df: pd.DataFrame) -> dict[str, Any]:
+    """Describe clean training data, to compare later data against.
+
+    Returns:
+        ``columns`` (names in order), ``types`` (``"number"`` or ``"text"``
+        per column), ``categories`` (sorted labels) and ``stats``: the
+        ``mean`` and ``std`` of each feature.
+    """
+    return {
+        "columns": list(df.columns),
+        "types": {col: _kind(df[col]) for col in df.columns},
+        "categories": sorted(str(v) for v in df[TARGET].dropna().unique()),
+        "stats": {
+            col: {"mean": float(df[col].mean()), "std": float(df[col].std())} for col in FEATURES
+        },
+    }
+
+
+def _kind(series: pd.Series) -> str:
+    return "number" if ptypes.is_numeric_dtype(series) else "text"
+
+
+def _numeric(df: pd.DataFrame) -> list[str]:
+    """The features that are present and numeric (the others fail schema checks)."""
+    return [c for c in FEATURES if c in df.columns and ptypes.is_numeric_dtype(df[c])]
+
+
+def check_columns(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``schema.columns``: the required columns, in the expected order."""
+    ### BEGIN SOLUTION
+    expected = FEATURES + [TARGET]
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        return CheckResult("schema.columns", False, f"missing column(s): {', '.join(missing)}.")
+    present = [c for c in df.columns if c in expected]
+    if present != expected:
+        return CheckResult(
+            "schema.columns",
+            False,
+            f"columns are in the order {', '.join(present)}; expected {', '.join(expected)}.",
+        )
+    return CheckResult("schema.columns", True, "all required columns, in order.")
+    ### END SOLUTION
+
+
+def check_types(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``schema.types``: the features are numeric, the label is text."""
+    ### BEGIN SOLUTION
+    wrong = [c for c in FEATURES if c in df.columns and not ptypes.is_numeric_dtype(df[c])]
+    if TARGET in df.columns and ptypes.is_numeric_dtype(df[TARGET]):
+        wrong.append(TARGET)
+    if wrong:
+        return CheckResult("schema.types", False, f"wrong type in column(s): {', '.join(wrong)}.")
+    return CheckResult("schema.types", True, "features are numeric and labels are text.")
+    ### END SOLUTION
+
+
+def check_missing(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``missing_values``: the share of empty cells is small enough."""
+    ### BEGIN SOLUTION
+    cells = max(df.size, 1)
+    missing = int(df.isna().sum().sum())
+    share = missing / cells
+    if share > params.max_missing_fraction:
+        columns = [str(c) for c in df.columns if df[c].isna().any()]
+        return CheckResult(
+            "missing_values",
+            False,
+            f"{missing} missing value(s) in {', '.join(columns)} "
+            f"({share:.1%} > {params.max_missing_fraction:.1%}).",
+        )
+    return CheckResult("missing_values", True, f"{missing} missing value(s).")
+    ### END SOLUTION
+
+
+def check_ranges(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``domain.ranges``: every feature within the plausible range."""
+    ### BEGIN SOLUTION
+    low, high = params.feature_min, params.feature_max
+    bad = {}
+    for col in _numeric(df):
+        outside = df[col].notna() & ~df[col].between(low, high)
+        if outside.any():
+            bad[col] = int(outside.sum())
+    if bad:
+        where = ", ".join(f"{col} ({n} rows)" for col, n in bad.items())
+        return CheckResult("domain.ranges", False, f"values outside [{low}, {high}] cm in {where}.")
+    return CheckResult("domain.ranges", True, f"all features within [{low}, {high}] cm.")
+    ### END SOLUTION
+
+
+def check_categories(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``domain.categories``: every label is one the model knows."""
+    ### BEGIN SOLUTION
+    if TARGET not in df.columns:
+        return CheckResult("domain.categories", False, f"no {TARGET} column to check.")
+    labels = df[TARGET].dropna().astype(str)
+    unseen = sorted(set(labels) - set(params.categories))
+    if unseen:
+        return CheckResult(
+            "domain.categories",
+            False,
+            f"unknown label(s) {', '.join(unseen)}; known: {', '.join(params.categories)}.",
+        )
+    return CheckResult("domain.categories", True, "all labels are known.")
+    ### END SOLUTION
+
+
+def check_duplicates(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``duplicates``: the share of repeated rows is small enough."""
+    ### BEGIN SOLUTION
+    repeated = int(df.duplicated().sum())
+    share = repeated / max(len(df), 1)
+    if share > params.max_duplicate_fraction:
+        return CheckResult(
+            "duplicates",
+            False,
+            f"{repeated} duplicated row(s) ({share:.1%} > {params.max_duplicate_fraction:.1%}).",
+        )
+    return CheckResult("duplicates", True, f"{repeated} duplicated row(s).")
+    ### END SOLUTION
+
+
+def check_balance(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``label_balance``: every known label has enough rows."""
+    ### BEGIN SOLUTION
+    if TARGET not in df.columns or df.empty:
+        return CheckResult("label_balance", False, "no labels to count.")
+    shares = df[TARGET].astype(str).value_counts(normalize=True)
+    rare = {
+        label: float(shares.get(label, 0.0))
+        for label in params.categories
+        if shares.get(label, 0.0) < params.min_class_fraction
+    }
+    if rare:
+        where = ", ".join(f"{label} {share:.1%}" for label, share in rare.items())
+        return CheckResult(
+            "label_balance",
+            False,
+            f"too few rows of {where} (minimum {params.min_class_fraction:.1%}).",
+        )
+    return CheckResult("label_balance", True, "every label has enough rows.")
+    ### END SOLUTION
+
+
+def check_rows(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+    """``row_count``: enough rows to train on."""
+    if len(df) < params.min_rows:
+        return CheckResult(
+            "row_count", False, f"{len(df)} rows; at least {params.min_rows} needed."
+        )
+    return CheckResult("row_count", True, f"{len(df)} rows.")
+
+
+def check_drift(
+    df: pd.DataFrame, params: ValidateParams, reference: dict[str, Any] | None
+) -> CheckResult:
+    """``drift``: the data still looks like the reference (training) schema.
+
+    Compares the columns, their kinds and the labels with ``reference`` (from
+    :func:`infer_schema`), and each feature's mean: a shift of more than
+    ``max_drift`` reference standard deviations fails (a changed unit, a
+    broken sensor). Without a reference the check passes and says so.
+    """
+    ### BEGIN SOLUTION
+    if reference is None:
+        return CheckResult("drift", True, "no reference schema given; drift not checked.")
+    current = {col: _kind(df[col]) for col in df.columns}
+    if list(df.columns) != reference["columns"] or current != reference["types"]:
+        return CheckResult("drift", False, "columns or types differ from the training schema.")
+    shifted = []
+    for col in _numeric(df):
+        ref = reference["stats"][col]
+        shift = abs(float(df[col].mean()) - ref["mean"]) / (ref["std"] or 1.0)
+        if shift > params.max_drift:
+            shifted.append(f"{col} mean moved {shift:.1f} std")
+    if shifted:
+        return CheckResult("drift", False, f"{'; '.join(shifted)} (limit {params.max_drift} std).")
+    return CheckResult("drift", True, "matches the training schema.")
+    ### END SOLUTION
+
+
+def validate(
+    df: pd.DataFrame, params: ValidateParams, reference: dict[str, Any] | None = None
+) -> ValidationResult:
+    """Run every check of :data:`CHECKS` on ``df``.
+
+    Args:
+        df: Processed data (the columns of :func:`mlpipe.data.clean`).
+        params: The thresholds.
+        reference: The training schema from :func:`infer_schema`, or ``None``.
+
+    Returns:
+        A result with one :class:`CheckResult` per check, in the order of
+        :data:`CHECKS`, whether or not earlier checks failed.
+    """
+    ### BEGIN SOLUTION
+    checks = [
+        check(df, params)
+        for check in (
+            check_columns,
+            check_types,
+            check_missing,
+            check_ranges,
+            check_categories,
+            check_duplicates,
+            check_balance,
+            check_rows,
+        )
+    ]
+    checks.append(check_drift(df, params, reference))
+    return ValidationResult(checks)
+    ### END SOLUTION
+
+
+def require_valid(result: ValidationResult) -> None:
+    """Raise :class:`ValidationError` unless every check passed."""
+    if not result.passed:
+        raise ValidationError(result)
+
+
+def read_schema(path: str | Path) -> dict[str, Any]:
+    """Read a reference schema written by :func:`write_schema`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_schema(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write the schema of ``df`` (see :func:`infer_schema`) as JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(infer_schema(df), indent=2, sort_keys=True) + "\n", "utf-8")
+    return path

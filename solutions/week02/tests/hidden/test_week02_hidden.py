@@ -1,0 +1,110 @@
+"""Hidden component tests of week 2 (never released to students)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import model_fingerprint, run, stages_run, stopped_by
+
+from mlpipe import data, validate
+
+
+@pytest.mark.points(1)
+def test_unit_change_is_stopped(clean_df, vparams, reference):
+    df = clean_df.copy()
+    df["petal_length"] = df["petal_length"] * 10  # millimetres
+    stopped_by(df, vparams, reference, "domain.ranges")
+
+
+@pytest.mark.points(1)
+def test_small_unit_change_is_caught_as_drift(clean_df, vparams, reference):
+    df = clean_df.copy()
+    df["petal_width"] = df["petal_width"] * 2.54  # inches mistaken for cm, still in range
+    stopped_by(df, vparams, reference, "drift")
+
+
+@pytest.mark.points(1)
+def test_unseen_category_is_stopped(clean_df, vparams, reference):
+    df = clean_df.copy()
+    df.loc[:9, "species"] = "iris-unknown"
+    message = stopped_by(df, vparams, reference, "domain.categories")
+    assert "iris-unknown" in message
+
+
+@pytest.mark.points(1)
+def test_duplicated_rows_are_stopped(clean_df, vparams, reference):
+    df = clean_df.copy()
+    df = pd.concat([df, df.iloc[:20]], ignore_index=True)
+    stopped_by(df, vparams, reference, "duplicates")
+
+
+@pytest.mark.points(1)
+def test_text_in_a_numeric_column_is_stopped(clean_df, vparams, reference):
+    df = clean_df.copy().astype({"sepal_length": object})
+    df.loc[5, "sepal_length"] = "5,1"
+    stopped_by(df, vparams, reference, "schema.types")
+
+
+@pytest.mark.points(1)
+def test_label_imbalance_is_stopped(clean_df, vparams, reference):
+    df = clean_df[(clean_df["species"] != "virginica") | (clean_df.index % 10 == 0)]
+    stopped_by(df, vparams, reference, "label_balance")
+
+
+@pytest.mark.points(1)
+def test_thresholds_come_from_params(clean_df, vparams, reference):
+    from dataclasses import replace
+
+    df = clean_df.copy()
+    df.loc[0, "petal_length"] = np.nan
+    assert not validate.validate(df, vparams, reference).passed
+    lenient = replace(vparams, max_missing_fraction=0.01)
+    assert validate.validate(df, lenient, reference).passed
+
+
+@pytest.mark.points(2)
+def test_bad_raw_data_stops_dvc_before_training(repo):
+    raw = repo / "data/raw/iris.csv"
+    lines = raw.read_text().splitlines()
+    lines[5] = ",".join(["", *lines[5].split(",")[1:]])  # an empty measurement
+    raw.write_text("\n".join(lines) + "\n")
+    proc = run("dvc", "repro", cwd=repo, check=False)
+    assert proc.returncode != 0
+    assert "missing_values" in proc.stdout + proc.stderr
+    assert "train" not in stages_run(proc.stdout)
+    meta = json.loads((repo / "models/iris-classifier/metadata.json").read_text())
+    assert meta["data"]["source"]["md5"] != data.file_md5(raw), "a model was trained on bad data"
+
+
+@pytest.mark.points(2)
+def test_previous_data_version_reproduces_the_previous_model(repo):
+    v1 = model_fingerprint(repo)
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-qm", "model v1", cwd=repo)
+    run("mlpipe", "fetch", cwd=repo)  # the provider delivers all 150 rows
+    run("dvc", "add", "-q", "data/raw/iris.csv", cwd=repo)
+    run("dvc", "repro", cwd=repo)
+    v2 = model_fingerprint(repo)
+    assert v2 != v1
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-qm", "data v2", cwd=repo)
+    run("git", "checkout", "-q", "HEAD~1", "--", "data/raw/iris.csv.dvc", cwd=repo)
+    run("dvc", "checkout", "data/raw/iris.csv.dvc", cwd=repo)
+    run("dvc", "repro", "--force", cwd=repo)
+    assert model_fingerprint(repo) == v1
+
+
+@pytest.mark.points(1)
+def test_params_typo_and_unparsable_data_are_one_sentence(repo):
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("max_drift:", "max_drfit:"))
+    proc = run("mlpipe", "validate", "--params", "params.yaml", cwd=repo, check=False)
+    assert proc.returncode == 2 and "did you mean 'max_drift'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    (repo / "bad.csv").write_text("a;b;c\n1;2;3\n")
+    proc = run("mlpipe", "prepare", "--raw", "bad.csv", "--out", "out.csv", cwd=repo, check=False)
+    assert proc.returncode == 2 and "bad.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (repo / "out.csv").exists()
