@@ -17,15 +17,8 @@ SOLUTIONS, LABS = REPO / "solutions", REPO / "labs"
 
 
 def _reference(dest: Path) -> Path:
-    """The reference solution, laid out as a student's labs/."""
-    labs = dest / "labs"
-    shutil.copytree(LABS, labs, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.rmtree(labs / "mlpipe")
-    shutil.copytree(
-        SOLUTIONS / "mlpipe", labs / "mlpipe", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copyfile(SOLUTIONS / "docker" / "train.Dockerfile", labs / "docker" / "train.Dockerfile")
-    shutil.copyfile(SOLUTIONS / "week01" / "lab.ipynb", labs / "week01" / "lab.ipynb")
+    """The reference solution, laid out as a student's labs/ (every week, no hidden tests)."""
+    shutil.copytree(SOLUTIONS, dest / "labs", ignore=shutil.ignore_patterns("__pycache__", "hidden"))
     return dest
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from mlpipe.config import PrepareParams
-from mlpipe.train import FEATURES, TARGET, fingerprint, load_data
+from mlpipe.train import FEATURES, TARGET, fingerprint
 
 #: Column names of the raw file, mapped to the pipeline's names.
 RAW_COLUMNS = {
@@ -53,7 +53,11 @@ def write_raw(path: str | Path, per_class: int | None = None) -> Path:
     Returns:
         The path written.
     """
-    df = load_data()
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    df = iris.data.set_axis(FEATURES, axis=1)
+    df[TARGET] = iris.target_names[iris.target].astype(str)
     if per_class is not None:
         df = df.groupby(TARGET, sort=False).head(per_class)
     raw = df.rename(columns={new: old for old, new in RAW_COLUMNS.items()})

@@ -75,6 +75,14 @@ def sqlite_uri(home: Path) -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_tracking_env():
+    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI; keep it from leaking between tests."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
 @pytest.fixture(scope="session")
 def tuned(tmp_path_factory) -> tuple[Path, mlflow.MlflowClient]:
     """A project on which ``python -m mlpipe tune`` ran, and a client of its store."""

@@ -1,0 +1,47 @@
+"""Week isolation: grade week N on the student's week-N files only.
+
+The pipeline is one package, so week 2's DVC pipeline runs week 1's training
+code. A student who did not finish week 1 must still be able to earn every
+point of week 2. When the instructor's ``solutions/`` is at hand, the grader
+therefore builds, for each week, a copy of the submission's ``labs/`` in which
+the files that *other* weeks own (``Week.files``) are the reference ones, and
+grades the notebook and the component tests against that copy. Files the
+week owns, and every shared file, stay the student's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from autograder.config import LITTER, WEEKS, Week
+
+
+def foreign_files(week: Week) -> list[str]:
+    """The pipeline files owned by the other weeks, relative to labs/."""
+    return sorted({f for w in WEEKS.values() if w.number != week.number for f in w.files})
+
+
+def week_labs(labs: Path, week: Week, solutions: Path | None, dest: Path) -> Path:
+    """Copy ``labs`` into ``dest`` with the other weeks' files taken from ``solutions``.
+
+    Args:
+        labs: The submission's labs/ folder.
+        week: The week being graded.
+        solutions: The instructor's solutions/ folder; ``None`` (a student
+            template) copies the submission as it is.
+        dest: An empty or missing folder for the copy.
+
+    Returns:
+        ``dest``, to be used as the graded labs/ folder.
+    """
+    shutil.copytree(labs, dest, symlinks=False, ignore=shutil.ignore_patterns(*LITTER))
+    if solutions is None:
+        return dest
+    for rel in foreign_files(week):
+        reference = solutions / rel
+        if reference.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).unlink(missing_ok=True)
+            shutil.copyfile(reference, dest / rel)
+    return dest
