@@ -32,9 +32,8 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP) ## create .venv with the locked dependencies and the `course` command
 
-demo: $(STAMP) ## train the Iris model with the reference mlpipe and show where it went
-	@rm -rf build/demo
-	PYTHONPATH=solutions MLPIPE_HOME=build/demo $(BIN)/python -m mlpipe train --params solutions/params.yaml
+demo: $(STAMP) ## run the reference pipeline: train, DVC repro + push, tuned and registered in MLflow
+	bash scripts/demo.sh $(BIN)/python
 
 test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
 	$(PYTEST) -n 2 -m "not slow" tests

@@ -172,3 +172,6 @@ def test_make_demo_prints_metrics_and_paths():
     )
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "metadata.json" in proc.stdout
+    for stage in ("prepare", "validate", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in proc.stdout
+    assert "as 'challenger'" in proc.stdout
