@@ -18,7 +18,9 @@ SOLUTIONS, LABS = REPO / "solutions", REPO / "labs"
 
 def _reference(dest: Path) -> Path:
     """The reference solution, laid out as a student's labs/ (every week, no hidden tests)."""
-    shutil.copytree(SOLUTIONS, dest / "labs", ignore=shutil.ignore_patterns("__pycache__", "hidden"))
+    shutil.copytree(
+        SOLUTIONS, dest / "labs", ignore=shutil.ignore_patterns("__pycache__", "hidden")
+    )
     return dest
 
 
