@@ -74,8 +74,8 @@ def tracking_uri(params: TrackParams) -> str:
         ``$MLFLOW_TRACKING_URI`` if set, else ``params.tracking_uri`` if not
         empty, else ``sqlite:///<project>/mlflow.db``.
     """
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
-    return uri or f"sqlite:///{project_dir() / DEFAULT_DB}"
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.track.tracking_uri")
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
@@ -93,8 +93,9 @@ def connect(params: TrackParams) -> str:
     """Point MLflow at the tracking store and select the experiment.
 
     For the default SQLite store, artifacts go to ``<project>/mlartifacts``.
-    MLflow also exports the URI as ``MLFLOW_TRACKING_URI``, so child processes
-    (and later calls of :func:`tracking_uri` in this process) use the same store.
+    ``mlflow.set_tracking_uri`` exports the URI as ``MLFLOW_TRACKING_URI``;
+    the variable is put back as it was, so that a later ``connect`` with other
+    params or another project folder is not overruled by an earlier one.
 
     Returns:
         The experiment's id.
@@ -103,9 +104,15 @@ def connect(params: TrackParams) -> str:
         TrackingError: When the tracking server cannot be reached.
     """
     uri = tracking_uri(params)
-    check_reachable(uri)
+    if uri.startswith(("http://", "https://")):
+        check_reachable(uri)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
     experiment = mlflow.get_experiment_by_name(params.experiment)
     if experiment is None:
         location = None
@@ -120,14 +127,10 @@ def connect(params: TrackParams) -> str:
 
 def pip_requirements() -> list[str]:
     """The model's requirements, given explicitly (inferring them takes seconds)."""
-    import sklearn
+    from importlib.metadata import version
 
-    return [
-        f"mlflow=={mlflow.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-        f"pandas=={pd.__version__}",
-        f"numpy=={np.__version__}",
-    ]
+    packages = ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
+    return [f"{name}=={version(name)}" for name in packages]
 
 
 def confusion_figure(metrics: dict[str, Any]):

@@ -17,7 +17,7 @@ The checks, each named in every message:
 ``duplicates``      share of duplicated rows at most ``max_duplicate_fraction``
 ``label_balance``   every label has at least ``min_class_fraction`` of rows
 ``row_count``       at least ``min_rows`` rows
-``drift``           columns, types, labels and feature means match the
+``drift``           columns, types and feature means match the
                     reference (training) schema
 =================== =====================================================
 """
@@ -179,10 +179,11 @@ def check_drift(
 ) -> CheckResult:
     """``drift``: the data still looks like the reference (training) schema.
 
-    Compares the columns, their kinds and the labels with ``reference`` (from
+    Compares the columns and their kinds with ``reference`` (from
     :func:`infer_schema`), and each feature's mean: a shift of more than
     ``max_drift`` reference standard deviations fails (a changed unit, a
-    broken sensor). Without a reference the check passes and says so.
+    broken sensor), and so does a feature with no values at all. Labels are
+    ``domain.categories``' job. Without a reference the check passes and says so.
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_drift")

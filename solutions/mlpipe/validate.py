@@ -17,7 +17,7 @@ The checks, each named in every message:
 ``duplicates``      share of duplicated rows at most ``max_duplicate_fraction``
 ``label_balance``   every label has at least ``min_class_fraction`` of rows
 ``row_count``       at least ``min_rows`` rows
-``drift``           columns, types, labels and feature means match the
+``drift``           columns, types and feature means match the
                     reference (training) schema
 =================== =====================================================
 """
@@ -255,10 +255,11 @@ def check_drift(
 ) -> CheckResult:
     """``drift``: the data still looks like the reference (training) schema.
 
-    Compares the columns, their kinds and the labels with ``reference`` (from
+    Compares the columns and their kinds with ``reference`` (from
     :func:`infer_schema`), and each feature's mean: a shift of more than
     ``max_drift`` reference standard deviations fails (a changed unit, a
-    broken sensor). Without a reference the check passes and says so.
+    broken sensor), and so does a feature with no values at all. Labels are
+    ``domain.categories``' job. Without a reference the check passes and says so.
     """
     ### BEGIN SOLUTION
     if reference is None:
@@ -270,7 +271,9 @@ def check_drift(
     for col in _numeric(df):
         ref = reference["stats"][col]
         shift = abs(float(df[col].mean()) - ref["mean"]) / (ref["std"] or 1.0)
-        if shift > params.max_drift:
+        if shift != shift:  # NaN: the column has no values at all
+            shifted.append(f"{col} has no values")
+        elif shift > params.max_drift:
             shifted.append(f"{col} mean moved {shift:.1f} std")
     if shifted:
         return CheckResult("drift", False, f"{'; '.join(shifted)} (limit {params.max_drift} std).")
