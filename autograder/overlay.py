@@ -22,26 +22,38 @@ def foreign_files(week: Week) -> list[str]:
     return sorted({f for w in WEEKS.values() if w.number != week.number for f in w.files})
 
 
-def week_labs(labs: Path, week: Week, solutions: Path | None, dest: Path) -> Path:
-    """Copy ``labs`` into ``dest`` with the other weeks' files taken from ``solutions``.
+def use_reference_for_other_weeks(labs: Path, week: Week, solutions: Path | None) -> list[str]:
+    """In a scratch copy of a submission's labs/, put the reference files of the other weeks.
 
     Args:
-        labs: The submission's labs/ folder.
-        week: The week being graded.
+        labs: The copy to change in place (never the student's own folder).
+        week: The week being graded; its files stay the student's.
         solutions: The instructor's solutions/ folder; ``None`` (a student
-            template) copies the submission as it is.
-        dest: An empty or missing folder for the copy.
+            template) changes nothing.
+
+    Returns:
+        The relative paths replaced.
+    """
+    if solutions is None:
+        return []
+    replaced = []
+    for rel in foreign_files(week):
+        reference = solutions / rel
+        if reference.is_file():
+            target = labs / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            shutil.copyfile(reference, target)
+            replaced.append(rel)
+    return replaced
+
+
+def week_labs(labs: Path, week: Week, solutions: Path | None, dest: Path) -> Path:
+    """Copy ``labs`` into ``dest`` with the other weeks' files taken from ``solutions``.
 
     Returns:
         ``dest``, to be used as the graded labs/ folder.
     """
     shutil.copytree(labs, dest, symlinks=False, ignore=shutil.ignore_patterns(*LITTER))
-    if solutions is None:
-        return dest
-    for rel in foreign_files(week):
-        reference = solutions / rel
-        if reference.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).unlink(missing_ok=True)
-            shutil.copyfile(reference, dest / rel)
+    use_reference_for_other_weeks(dest, week, solutions)
     return dest
