@@ -35,6 +35,8 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Int, Unicode
 
+from autograder.sandbox import OUTPUT_LIMIT_MARKER
+
 MAX_ERROR_TEXT = 4000
 _RESOURCE_ERRORS = {"MemoryError", "_ArrayMemoryError", "BlockingIOError"}
 _GUARD = "__import__('autograder.kernel_guard').kernel_guard"
@@ -213,6 +215,8 @@ class GuardedExecute(Execute):
                 str(t)[:MAX_ERROR_TEXT] for t in content.get("traceback", [])[-50:]
             ]
             return super().output(outs, msg, display_id, cell_index)
+        if OUTPUT_LIMIT_MARKER in str(content.get("text", "")):
+            self._findings["output_truncated"] = True  # the kernel dropped the rest itself
         size = len(content.get("text", "")) + sum(
             len(str(v)) for v in content.get("data", {}).values()
         )

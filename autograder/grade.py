@@ -441,6 +441,7 @@ def build_report(
                 TestResult(item.name, "pytest", score, item.points, status, output, item.hidden)
             )
     report.isolation = nb.get("isolation") or tests.get("isolation") or ""
+    report.seconds = dict(result.get("seconds", {}))
     return report
 
 

@@ -55,6 +55,7 @@ class Report:
     reasons: list[str] = field(default_factory=list)
     isolation: str = ""
     digest: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -82,6 +83,7 @@ class Report:
             "tests": [asdict(t) for t in self.tests],
             "isolation": self.isolation,
             "digest": self.digest,
+            "seconds": self.seconds,
         }
 
     @classmethod
@@ -96,6 +98,7 @@ class Report:
             reasons=list(data.get("reasons", [])),
             isolation=data.get("isolation", ""),
             digest=data.get("digest", ""),
+            seconds=dict(data.get("seconds", {})),
         )
 
 

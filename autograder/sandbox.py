@@ -284,7 +284,14 @@ def install_audit_hook(spec: Spec, events: int) -> None:
             check(path, write)
         elif event in ("os.listdir", "os.scandir"):
             check(args[0], False)
-        elif event in ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime") or event in ("os.truncate", "shutil.rmtree"):
+        elif event in (
+            "os.remove",
+            "os.rmdir",
+            "os.mkdir",
+            "os.chmod",
+            "os.chown",
+            "os.utime",
+        ) or event in ("os.truncate", "shutil.rmtree"):
             check(args[0], True)
         elif event in ("os.rename", "os.link", "os.symlink"):
             check(args[0], event != "os.symlink")

@@ -667,14 +667,19 @@ def run_job(job: Job, names: list[str]) -> dict:
     sandbox = _mkdir(job.sandbox, None, 0o755)
     for sub in ("home", "tmp"):
         _mkdir(sandbox / sub, job.uid)
-    result: dict = {"job": asdict(job)}
+    result: dict = {"job": asdict(job), "seconds": {}}
+    start = time.monotonic()
     try:
         result["notebook"] = grade_notebook(job)
+        result["seconds"]["notebook"] = round(time.monotonic() - start, 2)
         _write(job, result)
         for sub in ("home", "tmp"):
             shutil.rmtree(sandbox / sub, ignore_errors=True)
             _mkdir(sandbox / sub, job.uid)
         result["pytest"] = grade_tests(job, names)
+        result["seconds"]["pytest"] = round(
+            time.monotonic() - start - result["seconds"]["notebook"], 2
+        )
     except Exception:
         result["error"] = traceback.format_exc()
     finally:
