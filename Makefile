@@ -37,10 +37,10 @@ demo: $(STAMP) ## train the Iris model with the reference mlpipe and show where 
 	PYTHONPATH=solutions MLPIPE_HOME=build/demo $(BIN)/python -m mlpipe train --params solutions/params.yaml
 
 test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
-	$(PYTEST) -n 2 -m "not slow" tests
+	$(PYTEST) -n 2 --dist loadfile -m "not slow" tests
 
 test-slow: $(STAMP) ## run the slow, opt-in checks
-	$(PYTEST) -n 2 -m slow tests
+	$(PYTEST) -n 2 --dist loadfile -m slow tests
 
 lint: $(STAMP) ## ruff, hadolint and the workflow schema
 	$(BIN)/ruff check .
