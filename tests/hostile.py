@@ -529,7 +529,12 @@ SAMPLES = {
     "grader-writes": (grader_writes, Expected("forbidden-access", "this was refused", FAST)),
     "hidden-reader": (
         hidden_reader,
-        Expected("forbidden-access", "test_train_hidden.py", FAST - 1, HIDDEN_EVALUATE),
+        Expected(
+            "forbidden-access",
+            "test_train_hidden.py",
+            FAST - 1,
+            ((HIDDEN_EVALUATE[0][0], "failed"),),
+        ),
     ),
     "tests-crash": (
         _fast_package(CRASH_EVALUATE),
