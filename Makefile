@@ -45,7 +45,7 @@ test-slow: $(STAMP) ## run the slow, opt-in checks
 lint: $(STAMP) ## ruff, hadolint and the workflow schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint solutions/docker/*.Dockerfile
+	$(BIN)/hadolint solutions/docker/*.Dockerfile docker/*.Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml autograder/templates/*.yml
 
 format: $(STAMP) ## format the code with ruff
