@@ -20,6 +20,7 @@ the supervisor:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import queue
@@ -267,10 +268,9 @@ def protected(out: Path, subs: list[Submission], source: GradingSource) -> dict[
 class Gradebook:
     """The class's nbgrader folder (``<out>/nbgrader``) and per-week templates."""
 
-    def __init__(self, out: Path, source: GradingSource, scratch: Path, limits: Limits) -> None:
+    def __init__(self, out: Path, source: GradingSource, limits: Limits) -> None:
         self.root = out.resolve() / "nbgrader"
         self.source = source
-        self.scratch = scratch
         self.limits = limits
         self._ready: dict[str, tuple[Path, Path]] = {}
 
@@ -279,19 +279,45 @@ class Gradebook:
         return f"sqlite:///{self.root / 'gradebook.db'}"
 
     def prepare(self, week: Week) -> tuple[Path, Path]:
-        """Register the week in the class gradebook and a template; return (template, release)."""
+        """Register the week in the class gradebook and a template; return (template, release).
+
+        The template (a gradebook holding only the week's assignment, which every
+        job copies) is kept in ``<out>/nbgrader/.templates`` for as long as the
+        source notebook does not change; so is the class gradebook's registration.
+        """
         if week.lab in self._ready:
             return self._ready[week.lab]
-        template = self.scratch / f"template-{week.lab}"
-        for root in (self.root, template):
-            target = root / "source" / week.lab / "lab.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.source.notebook(week), target)
-            api = nbgrader_app.api(root, self.limits.cell_timeout)
-            nbgrader_app.run(api.generate_assignment(week.lab), f"register {week.lab}")
+        import nbgrader
+
+        text = self.source.notebook(week).read_bytes()
+        key = hashlib.sha256(text + nbgrader.__version__.encode()).hexdigest()[:12]
+        template = self.root / ".templates" / f"{week.lab}-{key}"
+        if not (template / "gradebook.db").is_file():
+            building = template.with_name(f"{template.name}.{os.getpid()}")
+            shutil.rmtree(building, ignore_errors=True)
+            self._register(building, week)
+            shutil.rmtree(template, ignore_errors=True)
+            os.replace(building, template)
+        source = self.root / "source" / week.lab / "lab.ipynb"
+        if not (self.root / "gradebook.db").is_file():
+            for part in ("source", "release"):
+                shutil.copytree(
+                    template / part / week.lab, self.root / part / week.lab, dirs_exist_ok=True
+                )
+            shutil.copyfile(template / "gradebook.db", self.root / "gradebook.db")
+        elif not source.is_file() or source.read_bytes() != text:
+            self._register(self.root, week)
         os.chmod(self.root, 0o700)
         self._ready[week.lab] = (template, template / "release" / week.lab / "lab.ipynb")
         return self._ready[week.lab]
+
+    def _register(self, root: Path, week: Week) -> None:
+        """nbgrader's generate_assignment of the week's source notebook in ``root``."""
+        target = root / "source" / week.lab / "lab.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.source.notebook(week), target)
+        api = nbgrader_app.api(root, self.limits.cell_timeout)
+        nbgrader_app.run(api.generate_assignment(week.lab), f"register {week.lab}")
 
     def record(self, student: str, lab: str, part: dict | None) -> dict[str, dict]:
         """Save nbgrader's autograde results for one student; keep manual grades.
@@ -521,7 +547,7 @@ class Pool:
             kill_user(self.uids[slot])
 
     def _slot(self, slot: int) -> None:
-        proc = None
+        proc = self._spawn(slot)  # it imports nbgrader while the supervisor prepares
         while not self.stopping:
             item = self.todo.get()
             if item is None:
@@ -695,9 +721,7 @@ def grade(
         todo.append(_Todo(sub, wk, digest))
     scratch = _scratch()
     try:
-        book = Gradebook(out, source, scratch, limits)
-        for wk in {w.lab: w for _, w in pairs}.values():
-            book.prepare(wk)
+        book = Gradebook(out, source, limits)
         hidden = {w.number: hidden_lines(source, w) for _, w in pairs}
         _refresh_all(finished, book, source, out, hidden)
         if todo:
@@ -738,6 +762,26 @@ def _refresh_all(
             write_report(report, out, hidden[number], book.submitted(student, week.lab))
 
 
+def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, hide) -> Job:
+    template, release = book.prepare(item.week)
+    return Job(
+        id=number,
+        student=item.sub.student,
+        lab=item.week.lab,
+        submission=str(item.sub.path),
+        source_notebook=str(source.notebook(item.week)),
+        release_notebook=str(release),
+        template=str(template),
+        tests=str(source.tests(item.week)),
+        scratch=str(scratch),
+        uid=None,
+        limits=asdict(limits),
+        hide=hide["hide"],
+        protect_read=hide["read"],
+        protect_write=hide["write"],
+    )
+
+
 def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finished, total) -> None:
     """Grade ``todo`` with ``size`` workers, writing each report as it finishes."""
     from tqdm import tqdm
@@ -747,28 +791,6 @@ def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finis
     if os.getuid() == 0 and probe(scratch, SLOT_UID_BASE, hide["hide"]):
         uids = [SLOT_UID_BASE + slot for slot in range(size)]
     pool = Pool(size, uids, scratch)
-    by_id = {}
-    for number, item in enumerate(todo):
-        template, release = book.prepare(item.week)
-        job = Job(
-            id=number,
-            student=item.sub.student,
-            lab=item.week.lab,
-            submission=str(item.sub.path),
-            source_notebook=str(source.notebook(item.week)),
-            release_notebook=str(release),
-            template=str(template),
-            tests=str(source.tests(item.week)),
-            scratch=str(scratch),
-            uid=None,
-            limits=asdict(limits),
-            hide=hide["hide"],
-            protect_read=hide["read"],
-            protect_write=hide["write"],
-        )
-        by_id[number] = item
-        tests = [i.name for i in pytest_items(source.tests(item.week))]
-        pool.submit(job, tests, _job_timeout(source, item.week, limits))
     bar = tqdm(
         total=total,
         initial=total - len(todo),
@@ -778,13 +800,18 @@ def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finis
         file=sys.stderr,
     )
     previous = signal.getsignal(signal.SIGTERM)
-    if threading.current_thread() is threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    if main:
         signal.signal(signal.SIGTERM, _interrupt)
-    pool.start()
     try:
+        pool.start()
+        for number, item in enumerate(todo):
+            tests = [i.name for i in pytest_items(source.tests(item.week))]
+            job = _job(number, item, book, source, limits, scratch, hide)
+            pool.submit(job, tests, _job_timeout(source, item.week, limits))
         for _ in range(len(todo)):
             job, status = pool.done.get()
-            item = by_id[job.id]
+            item = todo[job.id]
             report = _finish(job, status, item, book, source, out, hidden[item.week.number])
             finished[(item.sub.student, item.week.number)] = report
             bar.set_postfix_str(f"{item.sub.student} week {item.week.number}")
@@ -795,7 +822,7 @@ def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finis
         raise
     finally:
         bar.close()
-        if threading.current_thread() is threading.main_thread():
+        if main:
             signal.signal(signal.SIGTERM, previous)
 
 
