@@ -55,7 +55,7 @@ from autograder.report import (
     write_gradescope,
     write_report,
 )
-from autograder.sandbox import SLOT_UID_BASE, Limits, Spec, command, kill_user
+from autograder.sandbox import Limits, Spec, claim_uids, command, kill_user
 from autograder.sources import GradedItem, GradingSource, find_source, notebook_items, pytest_items
 from autograder.worker import COURSE_ID, Job
 
@@ -448,6 +448,8 @@ def build_report(
     graded = nb.get("status") == "graded"
     errors = nb.get("errors", {})
     reason = (nb.get("reasons") or ["the notebook was not graded"])[-1] if not graded else ""
+    if nb.get("detail"):
+        reason += "\n" + nb["detail"]
     for item in notebook_items(source.notebook(week)):
         output = errors.get(item.name, "") if graded else reason
         report.tests.append(notebook_test(item, grades.get(item.name), output, graded))
@@ -511,9 +513,6 @@ class Pool:
         ]
 
     def start(self) -> None:
-        for uid in self.uids:
-            if uid is not None:
-                kill_user(uid)  # left over from a run that was killed
         for thread in self.threads:
             thread.start()
 
@@ -788,8 +787,10 @@ def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finis
 
     uids: list[int | None] = [None] * size
     hide = protected(out, [t.sub for t in todo], source)
-    if os.getuid() == 0 and probe(scratch, SLOT_UID_BASE, hide["hide"]):
-        uids = [SLOT_UID_BASE + slot for slot in range(size)]
+    if os.getuid() == 0:
+        claimed = claim_uids(size)
+        if probe(scratch, claimed[0], hide["hide"]):
+            uids = list(claimed)
     pool = Pool(size, uids, scratch)
     bar = tqdm(
         total=total,

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from autograder.config import CELL_TIMEOUT, PYTEST_TIMEOUT, TEST_TIMEOUT
 
-#: First user id of the grading slots; slot k runs as ``SLOT_UID_BASE + k``.
+#: First user id of the grading slots; each run claims free ids from here (:func:`claim_uids`).
 SLOT_UID_BASE = 61000
 #: Marker a sandboxed kernel prints once when the notebook's output limit is reached.
 OUTPUT_LIMIT_MARKER = "[course grade: output limit reached; further output was dropped]"
@@ -256,7 +256,7 @@ def install_audit_hook(spec: Spec, events: int) -> None:
     protect_write = tuple(os.path.realpath(p) for p in spec.protect_write)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"count": 0}
-    realpath, fspath, dumps, oswrite = os.path.realpath, os.fspath, json.dumps, os.write
+    realpath, fsdecode, dumps, oswrite = os.path.realpath, os.fsdecode, json.dumps, os.write
 
     def record(kind: str, path: str) -> None:
         if state["count"] < 50:
@@ -268,7 +268,7 @@ def install_audit_hook(spec: Spec, events: int) -> None:
         if isinstance(path, int) or path is None:
             return
         try:
-            real = realpath(fspath(path))
+            real = realpath(fsdecode(path))
         except (TypeError, ValueError):
             return
         if _inside(real, protect_read):
@@ -430,6 +430,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --- used by the grader (root side) -------------------------------------------------
+
+
+def claim_uids(count: int, lock_dir: Path = Path("/tmp/course-grade-uids")) -> list[int]:
+    """Reserve ``count`` user ids for this process's slots, none shared with another run.
+
+    Each id is held with a lock on a file of its own for as long as this process
+    lives (a killed run frees its ids). Leftover processes of a claimed id are
+    killed before it is used.
+    """
+    import fcntl
+
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    if lock_dir.stat().st_uid != os.getuid() or lock_dir.is_symlink():
+        raise OSError(f"{lock_dir} belongs to another user")
+    claimed: list[int] = []
+    for uid in range(SLOT_UID_BASE, SLOT_UID_BASE + 4096):
+        fd = os.open(lock_dir / f"{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _HELD.append(fd)  # released when this process ends
+        kill_user(uid)
+        claimed.append(uid)
+        if len(claimed) == count:
+            return claimed
+    raise OSError("no free user id for the grading slots")
+
+
+_HELD: list[int] = []
 
 
 def chown_tree(path: Path, uid: int) -> None:

@@ -413,6 +413,7 @@ def grade_notebook(job: Job) -> dict:
         detail = (tail or log or ["no details"])[-1][:300]
         part.update(status="failed", flags=[*part["flags"], "autograde-failed"])
         part["reasons"].append(f"nbgrader could not grade the notebook: {detail}")
+        part["detail"] = _clip("\n".join(log))
         return part
     autograded = course / "autograded" / job.student / job.lab / "lab.ipynb"
     findings = json.loads(findings_path.read_text()) if findings_path.is_file() else {}
