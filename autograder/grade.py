@@ -231,14 +231,14 @@ def hidden_lines(source: GradingSource, week: Week) -> list[str]:
 
 def _needed() -> list[str]:
     """Paths the sandboxed processes need: the Python installation and the grader."""
-    grader = str(Path(__file__).resolve().parents[1])
+    grader = str(Path(__file__).resolve().parent)
     return [os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, grader}]
 
 
 def _hideable(path: Path, needed: list[str], depth: int = 2) -> list[str]:
     """``path`` itself, or (when it holds a needed path) its children that do not."""
     real = os.path.realpath(path)
-    if not os.path.isdir(real):
+    if not os.path.isdir(real) or any(real.startswith(n + os.sep) for n in needed):
         return []
     if not any(n == real or n.startswith(real + os.sep) for n in needed):
         return [real]
@@ -246,7 +246,7 @@ def _hideable(path: Path, needed: list[str], depth: int = 2) -> list[str]:
         return []
     found = []
     for child in sorted(Path(real).iterdir()):
-        if child.is_dir() and not child.is_symlink() and child.name not in (".venv", "autograder"):
+        if child.is_dir() and not child.is_symlink():
             found += _hideable(child, needed, depth - 1)
     return found
 
@@ -254,7 +254,7 @@ def _hideable(path: Path, needed: list[str], depth: int = 2) -> list[str]:
 def protected(out: Path, subs: list[Submission], source: GradingSource) -> dict[str, list[str]]:
     """What the student's code may not see (``hide``, ``read``) or change (``write``)."""
     needed = _needed()
-    secret = [out, source.root, *(s.path for s in subs)]
+    secret = [out, source.root, Path.home(), *(s.path for s in subs)]
     if (REPO_ROOT / SOLUTIONS).is_dir():
         secret.append(REPO_ROOT / SOLUTIONS)
     hide = sorted({p for path in secret for p in _hideable(path, needed)})
