@@ -631,6 +631,25 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _lock(out: Path) -> int:
+    """Hold ``<out>/.lock`` for this run: two runs never write one class folder at once.
+
+    Raises:
+        CourseError: When another run holds it.
+    """
+    import fcntl
+
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise CourseError(
+            f"Another `course grade` is writing to {out}; wait for it or choose another --out."
+        ) from None
+    return fd
+
+
 def _scratch() -> Path:
     """A fresh scratch folder; those of earlier runs that were killed are removed."""
     base = Path(tempfile.gettempdir())
@@ -718,6 +737,7 @@ def grade(
                 finished[(sub.student, wk.number)] = old
                 continue
         todo.append(_Todo(sub, wk, digest))
+    lock = _lock(out)
     scratch = _scratch()
     try:
         book = Gradebook(out, source, limits)
@@ -740,6 +760,7 @@ def grade(
     finally:
         write_class_csv(out)
         shutil.rmtree(scratch, ignore_errors=True)
+        os.close(lock)
     reports = [
         finished[(sub.student, wk.number)]
         for sub, wk in pairs

@@ -36,6 +36,8 @@ import pytest
 #: Name of the canary test (in the first test module).
 CANARY = "course_grade_canary"
 MAX_TEXT = 4000
+#: Bytes of a results file the grader reads.
+MAX_RESULTS = 8 * 1024 * 1024
 
 _state: dict = {}
 
@@ -119,7 +121,9 @@ def read_results(path: Path, key: str) -> tuple[list[dict], int]:
     records, forged = [], 0
     if not path.is_file():
         return records, forged
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    with open(path, "rb") as handle:  # a flood written by the student's code is cut short
+        text = handle.read(MAX_RESULTS).decode("utf-8", errors="replace")
+    for line in text.splitlines():
         try:
             outer = json.loads(line)
             if hmac.compare_digest(sign(key.encode(), outer["p"]), outer["s"]):
