@@ -36,15 +36,15 @@ demo: $(STAMP) ## run the reference pipeline: train, DVC repro + push, tuned and
 	bash scripts/demo.sh $(BIN)/python
 
 test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
-	$(PYTEST) -n 2 -m "not slow" tests
+	$(PYTEST) -n 2 --dist loadfile -m "not slow" tests
 
 test-slow: $(STAMP) ## run the slow, opt-in checks
-	$(PYTEST) -n 2 -m slow tests
+	$(PYTEST) -n 2 --dist loadfile -m slow tests
 
 lint: $(STAMP) ## ruff, hadolint and the workflow schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint solutions/docker/*.Dockerfile
+	$(BIN)/hadolint solutions/docker/*.Dockerfile docker/*.Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml autograder/templates/*.yml
 
 format: $(STAMP) ## format the code with ruff

@@ -7,13 +7,15 @@ Problems a user can fix are printed as one sentence with exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from autograder import CourseError
-from autograder.config import CELL_TIMEOUT
+from autograder.sandbox import Limits
+
+#: The defaults of ``course grade``'s limits, shared with the Python API.
+LIMITS = Limits()
 
 EXIT_PROBLEM = 2
 
@@ -59,15 +61,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from autograder.grade import grade
-    from autograder.report import gradescope_results
+    from autograder.grade import PROBLEM_FLAGS, grade
 
     reports = grade(
         [Path(p) for p in args.submissions],
         week=args.week,
         out=Path(args.out),
-        cell_timeout=args.cell_timeout,
         progress=not args.quiet,
+        all_weeks=args.all,
+        jobs=args.jobs,
+        force=args.force,
+        limits=Limits(
+            cell_timeout=args.cell_timeout,
+            test_timeout=args.test_timeout,
+            memory_mb=args.memory_mb,
+        ),
+        gradescope=args.gradescope,
     )
     problems = 0
     for r in reports:
@@ -76,12 +85,15 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(f"{r.student:<24} week {r.week}: {r.score:g} / {r.max_score:g}{flags}{manual}")
         for reason in r.reasons:
             print(f"    {reason}")
-        problems += bool({"missing-lab", "missing-notebook", "invalid-notebook"} & set(r.flags))
-        if args.gradescope:
-            path = Path(args.out) / r.student / f"week{r.week:02d}-results.json"
-            path.write_text(json.dumps(gradescope_results(r), indent=2) + "\n", encoding="utf-8")
+        problems += bool(PROBLEM_FLAGS & set(r.flags))
     if reports and not reports[0].hidden_tests:
         print("note: hidden tests were not available; grades use the visible tests only.")
+    weak = sorted({r.isolation for r in reports if r.isolation and r.isolation != "uid+namespace"})
+    if weak:
+        print(
+            f"note: isolation was {', '.join(weak)}; see the README (For instructors) "
+            "before grading untrusted code this way."
+        )
     print(f"reports in {args.out}/, class grades in {Path(args.out) / 'grades.csv'}")
     return 3 if problems else 0
 
@@ -116,15 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument(
         "submissions", nargs="+", metavar="SUBMISSION", help="a student's checkout (holds labs/)"
     )
-    grd.add_argument(
+    which = grd.add_mutually_exclusive_group()
+    which.add_argument(
         "--week", type=int, help="only this week (default: every week a submission has)"
+    )
+    which.add_argument(
+        "--all", action="store_true", help="every week of the course, missing labs score 0"
+    )
+    grd.add_argument(
+        "--jobs", type=int, default=None, help="submissions graded at once (default: the cores)"
     )
     grd.add_argument(
         "--out", default="grades", help="folder for reports and grades.csv (default: grades)"
     )
+    grd.add_argument("--force", action="store_true", help="grade again what is already graded")
     grd.add_argument(
-        "--cell-timeout", type=int, default=CELL_TIMEOUT, help="seconds a notebook cell may run"
-    )
+        "--cell-timeout", type=int, default=LIMITS.cell_timeout,
+        help=f"seconds a notebook cell may run (default: {LIMITS.cell_timeout})",
+    )  # fmt: skip
+    grd.add_argument(
+        "--test-timeout", type=int, default=LIMITS.test_timeout,
+        help=f"seconds one component test may run (default: {LIMITS.test_timeout})",
+    )  # fmt: skip
+    grd.add_argument(
+        "--memory-mb", type=int, default=LIMITS.memory_mb,
+        help=f"memory of each process of the student's code (default: {LIMITS.memory_mb})",
+    )  # fmt: skip
     grd.add_argument(
         "--gradescope", action="store_true", help="also write Gradescope results.json files"
     )

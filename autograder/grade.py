@@ -1,52 +1,70 @@
-"""``course grade``: grade students' checkouts with nbgrader and pytest.
+"""``course grade``: grade a class's checkouts with nbgrader and pytest, in parallel.
 
-For each submission (a folder holding ``labs/``) and week:
+For each submission (a folder holding ``labs/``) and week, a worker process
+(:mod:`autograder.worker`) grades the lab notebook with nbgrader's real
+``autograde`` and the component code with the instructor's pytest tests, each
+run of the student's code sandboxed (:mod:`autograder.sandbox`). This module is
+the supervisor:
 
-1. the lab notebook goes through nbgrader's real ``autograde`` against the
-   instructor's source notebook (hidden tests restored), in a kernel whose
-   ``import mlpipe`` is the student's own ``labs/mlpipe``;
-2. the instructor's component tests (visible and hidden) run with pytest
-   against the student's ``labs/mlpipe``, in a scratch folder of their own;
-3. both are combined into one :class:`~autograder.report.Report`, written as
-   JSON, Markdown and feedback HTML, and the class ``grades.csv`` is updated.
-
-The gradebook and nbgrader's folders are kept under ``<out>/nbgrader`` so that
-the instructor can open the formgrader there for the written answers.
+* it plans the jobs and skips those already graded (a report whose submission
+  is unchanged), unless ``force``;
+* it registers each week in the class gradebook (``<out>/nbgrader``, where the
+  formgrader opens it) and in a template that every job copies;
+* it runs ``jobs`` workers at once and, as each job finishes, records the
+  notebook grades in the gradebook (keeping grades an instructor entered), then
+  writes the report JSON, Markdown, feedback HTML and the class ``grades.csv``,
+  each atomically, so an interrupted run loses no finished grade;
+* a worker that hangs or dies is replaced; its job is reported, not lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import queue
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from autograder import CourseError, nbgrader_app
+from autograder import CourseError, intake, nbgrader_app
 from autograder.config import (
-    CELL_TIMEOUT,
     LABS,
     NO_TELEMETRY,
-    PYTEST_TIMEOUT,
-    TEST_TIMEOUT,
+    REPO_ROOT,
+    SOLUTIONS,
     WEEKS,
     Week,
     get_week,
 )
-from autograder.report import Report, TestResult, write_class_csv, write_report
+from autograder.report import (
+    Report,
+    TestResult,
+    read_reports,
+    write_class_csv,
+    write_gradescope,
+    write_report,
+)
+from autograder.sandbox import Limits, Spec, claim_uids, command, kill_user
 from autograder.sources import GradedItem, GradingSource, find_source, notebook_items, pytest_items
+from autograder.worker import COURSE_ID, Job
 
-KERNEL_NAME = "course-grader"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_OUTPUT = 4000
+#: Flags after which a report counts as not finished: the next run grades it again.
+RETRY_FLAGS = {"grader-error"}
+#: Flags that mean a student's lab could not be graded at all (exit status 3).
+PROBLEM_FLAGS = {"missing-lab", "missing-notebook", "invalid-notebook", "grader-error"}
 
 
 @dataclass(frozen=True)
@@ -100,40 +118,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_OUTPUT else "...\n" + text[-MAX_OUTPUT:]
 
 
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of a block."""
-    old = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _write_kernelspec(jupyter_dir: Path, labs: Path, home: Path) -> None:
-    """A kernel whose ``import mlpipe`` is the student's, with its own home folder."""
-    spec = jupyter_dir / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True, exist_ok=True)
-    env = {"PYTHONPATH": str(labs), "HOME": str(home), "MLPIPE_HOME": str(home), **NO_TELEMETRY}
-    kernel = {
-        "argv": [
-            sys.executable,
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-            "--IPKernelApp.log_level=ERROR",
-        ],  # fmt: skip
-        "display_name": "course grader",
-        "language": "python",
-        "env": env,
-    }
-    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
+# --- shared with ``course check`` ------------------------------------------------------
 
 
 def cell_errors(cells: list[dict]) -> dict[str, dict]:
@@ -149,17 +134,6 @@ def cell_errors(cells: list[dict]) -> dict[str, dict]:
         if grade_id and outs:
             errors[grade_id] = outs[-1]
     return errors
-
-
-def _cell_outputs(notebook: Path) -> dict[str, str]:
-    """Map each graded cell's grade id to the traceback it printed, if any."""
-    if not notebook.is_file():
-        return {}
-    nb = json.loads(notebook.read_text(encoding="utf-8"))
-    return {
-        grade_id: _clip("\n".join(out.get("traceback", [])) or f"{out['ename']}: {out['evalue']}")
-        for grade_id, out in cell_errors(nb["cells"]).items()
-    }
 
 
 def pytest_env(home: Path) -> dict[str, str]:
@@ -187,122 +161,6 @@ def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[
     ]  # fmt: skip
 
 
-def _zero(items: list[GradedItem], source: str, reason: str) -> list[TestResult]:
-    return [
-        TestResult(
-            i.name, source, 0.0, i.points, "manual" if i.manual else "error", reason, i.hidden
-        )
-        for i in items
-    ]
-
-
-class NotebookGrader:
-    """nbgrader's autograde over one course folder kept under ``<out>/nbgrader``."""
-
-    def __init__(self, out: Path, source: GradingSource, cell_timeout: int = CELL_TIMEOUT) -> None:
-        self.root = out.resolve() / "nbgrader"
-        self.source = source
-        self.cell_timeout = cell_timeout
-        self._ready: set[str] = set()
-
-    def _api(self):
-        nb_api = nbgrader_app.api(self.root, self.cell_timeout)
-        nb_api.coursedir.config.Execute.kernel_name = KERNEL_NAME
-        return nb_api
-
-    def prepare(self, week: Week) -> None:
-        """Register the week's source notebook in the gradebook (once per run)."""
-        if week.lab in self._ready:
-            return
-        target = self.root / "source" / week.lab / "lab.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.source.notebook(week), target)
-        nbgrader_app.run(self._api().generate_assignment(week.lab), f"register {week.lab}")
-        self._ready.add(week.lab)
-
-    def grade(
-        self, sub: Submission, week: Week, work: Path
-    ) -> tuple[list[TestResult], list[str], list[str]]:
-        """Autograde one notebook; return the results, flags and reasons."""
-        items = notebook_items(self.source.notebook(week))
-        submitted = sub.labs / week.lab / "lab.ipynb"
-        if not submitted.is_file():
-            reason = f"labs/{week.lab}/lab.ipynb is missing."
-            return _zero(items, "notebook", reason), ["missing-notebook"], [reason]
-        try:
-            json.loads(submitted.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            reason = f"labs/{week.lab}/lab.ipynb is not a valid notebook (its JSON cannot be read)."
-            return _zero(items, "notebook", reason), ["invalid-notebook"], [reason]
-
-        self.prepare(week)
-        dest = self.root / "submitted" / sub.student / week.lab / "lab.ipynb"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(submitted, dest)
-        home = work / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        _write_kernelspec(work / "jupyter", sub.labs, home)
-        with _environ(JUPYTER_PATH=str(work / "jupyter")):
-            result = self._api().autograde(week.lab, sub.student)
-        if not result.get("success"):
-            log = (result.get("error") or result.get("log") or "").strip().splitlines()
-            reason = "nbgrader could not grade the notebook: " + (log[-1] if log else "no details")
-            return _zero(items, "notebook", reason), ["autograde-failed"], [reason]
-
-        errors = _cell_outputs(self.root / "autograded" / sub.student / week.lab / "lab.ipynb")
-        flags = ["timeout"] if any("CellTimeoutError" in e for e in errors.values()) else []
-        return self._results(items, sub, week, errors), flags, []
-
-    def _results(self, items, sub, week, errors) -> list[TestResult]:
-        from nbgrader.api import Gradebook, MissingEntry
-
-        results = []
-        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}", "mlops-roadmap") as gb:
-            try:
-                grades = {
-                    g.name: g
-                    for g in gb.find_submission_notebook("lab", week.lab, sub.student).grades
-                }
-            except MissingEntry:
-                grades = {}
-            for item in items:
-                grade = grades.get(item.name)
-                if grade is None:
-                    results.append(
-                        TestResult(
-                            item.name,
-                            "notebook",
-                            0.0,
-                            item.points,
-                            "error",
-                            "not graded",
-                            item.hidden,
-                        )
-                    )
-                    continue
-                score = float(grade.score or 0.0)
-                if item.manual:
-                    status = (
-                        "manual"
-                        if grade.needs_manual_grade
-                        else ("passed" if score >= item.points else "failed")
-                    )
-                    output = (
-                        "" if status != "failed" or score else "the written answer was left blank"
-                    )
-                elif score >= item.points:
-                    status, output = "passed", ""
-                else:
-                    output = errors.get(item.name, "")
-                    status = "failed" if "AssertionError" in output else "error"
-                results.append(
-                    TestResult(
-                        item.name, "notebook", score, item.points, status, output, item.hidden
-                    )
-                )
-        return results
-
-
 def _junit_results(xml_path: Path) -> dict[str, tuple[str, str]]:
     """Map ``path.py::test`` to ``(status, output)`` from a JUnit XML file."""
     results: dict[str, tuple[str, str]] = {}
@@ -323,113 +181,693 @@ def _junit_results(xml_path: Path) -> dict[str, tuple[str, str]]:
     return results
 
 
-def grade_component(
-    sub: Submission, week: Week, source: GradingSource, work: Path
-) -> list[TestResult]:
-    """Run the instructor's component tests of ``week`` against the student's mlpipe."""
-    tests_src = source.tests(week)
-    items = pytest_items(tests_src)
-    if not (sub.labs / "mlpipe" / "__init__.py").is_file():
-        return _zero(items, "pytest", "labs/mlpipe is missing from the submission.")
-    run_dir = work / "pytest"
-    shutil.copytree(tests_src, run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    home = work / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = pytest_env(home)
-    xml = run_dir / "results.xml"
-    cmd = pytest_command(
-        run_dir / "tests", sub.labs, run_dir, "-p", "pytest_timeout", f"--timeout={TEST_TIMEOUT}"
-    )
-    reason = ""
-    try:
-        proc = subprocess.run(
-            cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=PYTEST_TIMEOUT
+# --- planning ------------------------------------------------------------------------------
+
+
+def plan(
+    subs: list[Submission], week: int | None, all_weeks: bool
+) -> list[tuple[Submission, Week]]:
+    """The (submission, week) pairs to grade.
+
+    ``week``: that week only; ``all_weeks``: every week of the course; neither:
+    every week whose lab folder a submission has (the first week when none).
+    """
+    if week is not None and all_weeks:
+        raise CourseError("Give either --week N or --all, not both.")
+    if week is not None:
+        weeks = [get_week(week)]
+        return [(sub, w) for sub in subs for w in weeks]
+    if all_weeks:
+        return [(sub, w) for sub in subs for w in WEEKS.values()]
+    jobs = []
+    for sub in subs:
+        own = [w for w in WEEKS.values() if (sub.labs / w.lab).is_dir()]
+        jobs += [(sub, w) for w in own or list(WEEKS.values())[:1]]
+    return jobs
+
+
+def hidden_lines(source: GradingSource, week: Week) -> list[str]:
+    """Every line of the week's hidden tests that the released files do not show."""
+    if not source.hidden_tests:
+        return []
+    lines: list[str] = []
+    hidden = source.tests(week) / "hidden"
+    for path in sorted(hidden.rglob("*.py")) if hidden.is_dir() else []:
+        lines += path.read_text(encoding="utf-8").splitlines()
+    nb = json.loads(source.notebook(week).read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        text = "".join(cell.get("source", ""))
+        for block in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", text, re.S):
+            lines += block.splitlines()
+    visible = ""
+    released = REPO_ROOT / LABS / week.lab
+    if released.is_dir():
+        visible = "".join(
+            p.read_text(errors="replace") for p in released.rglob("*.*") if p.is_file()
         )
-        if proc.returncode not in (0, 1):
-            reason = (
-                _clip(proc.stdout[-2000:] + proc.stderr[-2000:])
-                or f"pytest exited with {proc.returncode}"
+    kept = {line.strip() for line in lines}
+    return sorted((line for line in kept if line and line not in visible), key=len, reverse=True)
+
+
+def _needed() -> list[str]:
+    """Paths the sandboxed processes need: the Python installation and the grader."""
+    grader = str(Path(__file__).resolve().parent)
+    return [os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, grader}]
+
+
+def _hideable(path: Path, needed: list[str], depth: int = 2) -> list[str]:
+    """``path`` itself, or (when it holds a needed path) its children that do not."""
+    real = os.path.realpath(path)
+    if not os.path.isdir(real) or any(real.startswith(n + os.sep) for n in needed):
+        return []
+    if not any(n == real or n.startswith(real + os.sep) for n in needed):
+        return [real]
+    if depth == 0:
+        return []
+    found = []
+    for child in sorted(Path(real).iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            found += _hideable(child, needed, depth - 1)
+    return found
+
+
+def protected(out: Path, subs: list[Submission], source: GradingSource) -> dict[str, list[str]]:
+    """What the student's code may not see (``hide``, ``read``) or change (``write``)."""
+    needed = _needed()
+    secret = [out, source.root, Path.home(), *(s.path for s in subs)]
+    if (REPO_ROOT / SOLUTIONS).is_dir():
+        secret.append(REPO_ROOT / SOLUTIONS)
+    hide = sorted({p for path in secret for p in _hideable(path, needed)})
+    write = sorted({*hide, *(os.path.realpath(p) for p in needed)})
+    return {"hide": hide, "read": hide, "write": write}
+
+
+# --- the class gradebook ---------------------------------------------------------------------
+
+
+class Gradebook:
+    """The class's nbgrader folder (``<out>/nbgrader``) and per-week templates."""
+
+    def __init__(self, out: Path, source: GradingSource, limits: Limits) -> None:
+        self.root = out.resolve() / "nbgrader"
+        self.source = source
+        self.limits = limits
+        self._ready: dict[str, tuple[Path, Path]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.root / 'gradebook.db'}"
+
+    def prepare(self, week: Week) -> tuple[Path, Path]:
+        """Register the week in the class gradebook and a template; return (template, release).
+
+        The template (a gradebook holding only the week's assignment, which every
+        job copies) is kept in ``<out>/nbgrader/.templates`` for as long as the
+        source notebook does not change; so is the class gradebook's registration.
+        """
+        if week.lab in self._ready:
+            return self._ready[week.lab]
+        import nbgrader
+
+        text = self.source.notebook(week).read_bytes()
+        key = hashlib.sha256(text + nbgrader.__version__.encode()).hexdigest()[:12]
+        template = self.root / ".templates" / f"{week.lab}-{key}"
+        if not (template / "gradebook.db").is_file():
+            building = template.with_name(f"{template.name}.{os.getpid()}")
+            shutil.rmtree(building, ignore_errors=True)
+            self._register(building, week)
+            shutil.rmtree(template, ignore_errors=True)
+            os.replace(building, template)
+        source = self.root / "source" / week.lab / "lab.ipynb"
+        if not (self.root / "gradebook.db").is_file():
+            for part in ("source", "release"):
+                shutil.copytree(
+                    template / part / week.lab, self.root / part / week.lab, dirs_exist_ok=True
+                )
+            shutil.copyfile(template / "gradebook.db", self.root / "gradebook.db")
+        elif not source.is_file() or source.read_bytes() != text:
+            self._register(self.root, week)
+        os.chmod(self.root, 0o700)
+        self._ready[week.lab] = (template, template / "release" / week.lab / "lab.ipynb")
+        return self._ready[week.lab]
+
+    def _register(self, root: Path, week: Week) -> None:
+        """nbgrader's generate_assignment of the week's source notebook in ``root``."""
+        target = root / "source" / week.lab / "lab.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.source.notebook(week), target)
+        api = nbgrader_app.api(root, self.limits.cell_timeout)
+        nbgrader_app.run(api.generate_assignment(week.lab), f"register {week.lab}")
+
+    def record(self, student: str, lab: str, part: dict | None) -> dict[str, dict]:
+        """Save nbgrader's autograde results for one student; keep manual grades.
+
+        ``part`` is the worker's notebook result; without grades (a missing or
+        broken notebook) every cell gets zero, as nbgrader does for a missing one.
+        """
+        from nbgrader.api import Gradebook as NbGradebook
+
+        new = (part or {}).get("grades") or {}
+        comments = (part or {}).get("comments") or {}
+        with NbGradebook(self.url, COURSE_ID) as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(lab, student)
+            nb = gb.find_submission_notebook("lab", lab, student)
+            for grade in nb.grades:
+                got = new.get(grade.name, {"auto_score": 0.0, "needs_manual_grade": False})
+                grade.auto_score = got["auto_score"]
+                if grade.manual_score is not None:
+                    grade.needs_manual_grade = False
+                else:
+                    grade.needs_manual_grade = got["needs_manual_grade"]
+            for comment in nb.comments:
+                comment.auto_comment = comments.get(comment.name)
+            gb.db.commit()
+        self._keep_notebooks(student, lab, part)
+        return self.grades(student, lab)
+
+    def _keep_notebooks(self, student: str, lab: str, part: dict | None) -> None:
+        """Put the graded notebooks where the formgrader looks for them."""
+        for kind, key in (("submitted", "submitted"), ("autograded", "autograded")):
+            dest = self.root / kind / student / lab / "lab.ipynb"
+            src = (part or {}).get(key)
+            if src and Path(src).is_file():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_suffix(".tmp")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+            elif dest.exists():
+                dest.unlink()
+
+    def grades(self, student: str, lab: str) -> dict[str, dict]:
+        """The student's notebook grades: score, manual score, needs manual grading."""
+        from nbgrader.api import Gradebook as NbGradebook
+        from nbgrader.api import MissingEntry
+
+        with NbGradebook(self.url, COURSE_ID) as gb:
+            try:
+                nb = gb.find_submission_notebook("lab", lab, student)
+            except MissingEntry:
+                return {}
+            return {
+                g.name: {
+                    "score": float(g.score or 0.0),
+                    "manual_score": g.manual_score,
+                    "needs_manual_grade": bool(g.needs_manual_grade),
+                }
+                for g in nb.grades
+            }
+
+    def submitted(self, student: str, lab: str) -> dict | None:
+        """The notebook as graded (released test cells, the student's answers), if any."""
+        path = self.root / "submitted" / student / lab / "lab.ipynb"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+def _zero(items: list[GradedItem], source: str, reason: str) -> list[TestResult]:
+    return [TestResult(i.name, source, 0.0, i.points, "error", reason, i.hidden) for i in items]
+
+
+def notebook_test(item: GradedItem, grade: dict | None, output: str, graded: bool) -> TestResult:
+    """One notebook item from its gradebook grade and the error its cell printed."""
+    grade = grade or {"score": 0.0, "manual_score": None, "needs_manual_grade": False}
+    score = float(grade["score"])
+    by_hand = grade["manual_score"] is not None
+    if item.manual and grade["needs_manual_grade"]:
+        status, output = "manual", ""
+    elif item.manual or by_hand:
+        status = "passed" if score >= item.points else "failed"
+        if by_hand:
+            output = "graded by your instructor"
+        elif graded:
+            output = "" if score else "the written answer was left blank"
+    elif not graded:
+        status = "error"
+    elif score >= item.points:
+        status, output = "passed", ""
+    else:
+        status = "failed" if "AssertionError" in output else "error"
+    return TestResult(item.name, "notebook", score, item.points, status, output, item.hidden)
+
+
+def _flag(report: Report, flags: list[str], reasons: list[str]) -> None:
+    report.flags += [f for f in flags if f and f not in report.flags]
+    report.reasons += [r for r in reasons if r and r not in report.reasons]
+
+
+def build_report(
+    sub: Submission, week: Week, source: GradingSource, result: dict, grades: dict
+) -> Report:
+    """Combine a worker's result and the gradebook into the student's report."""
+    report = Report(student=sub.student, week=week.number, hidden_tests=source.hidden_tests)
+    if not (sub.labs / week.lab).is_dir():
+        _flag(report, ["missing-lab"], [f"The submission has no labs/{week.lab} folder."])
+    nb = result.get("notebook") or {}
+    tests = result.get("pytest") or {}
+    _flag(report, nb.get("flags", []), nb.get("reasons", []))
+    _flag(report, tests.get("flags", []), tests.get("reasons", []))
+    left_out = list(dict.fromkeys(nb.get("left_out", []) + tests.get("left_out", [])))
+    if left_out:
+        more = f" and {len(left_out) - 4} more" if len(left_out) > 4 else ""
+        _flag(
+            report,
+            ["planted-files"],
+            [f"Files that could change grading were ignored: {', '.join(left_out[:4])}{more}."],
+        )
+    if result.get("error"):
+        last = [line for line in result["error"].strip().splitlines() if line.strip()][-1:]
+        _flag(
+            report,
+            ["grader-error"],
+            [f"The grader failed on this submission ({(last or ['unknown'])[0][:200]}); "
+             "run the same command again to retry."],
+        )  # fmt: skip
+    graded = nb.get("status") == "graded"
+    errors = nb.get("errors", {})
+    reason = (nb.get("reasons") or ["the notebook was not graded"])[-1] if not graded else ""
+    if nb.get("detail"):
+        reason += "\n" + nb["detail"]
+    for item in notebook_items(source.notebook(week)):
+        output = errors.get(item.name, "") if graded else reason
+        report.tests.append(notebook_test(item, grades.get(item.name), output, graded))
+    items = pytest_items(source.tests(week))
+    if tests.get("status") != "graded":
+        why = (tests.get("reasons") or ["the component tests did not run"])[-1]
+        report.tests += _zero(items, "pytest", why)
+    else:
+        ran = tests.get("items", {})
+        for item in items:
+            got = ran.get(item.name, {"status": "error", "output": "this test did not run"})
+            status, output = got["status"], got["output"]
+            if tests.get("tampered"):
+                status, output = "error", "not scored: the component tests were tampered with"
+            score = item.points if status == "passed" else 0.0
+            report.tests.append(
+                TestResult(item.name, "pytest", score, item.points, status, output, item.hidden)
             )
-    except subprocess.TimeoutExpired:
-        reason = f"the component tests were stopped after {PYTEST_TIMEOUT} s."
-    ran = _junit_results(xml)
-    results = []
-    for item in items:
-        status, output = ran.get(item.name, ("error", reason or "this test did not run"))
-        score = item.points if status == "passed" else 0.0
-        results.append(
-            TestResult(item.name, "pytest", score, item.points, status, output, item.hidden)
-        )
-    return results
-
-
-def grade_one(sub: Submission, week: Week, notebooks: NotebookGrader, out: Path) -> Report:
-    """Grade one submission for one week and write its report files."""
-    report = Report(
-        student=sub.student, week=week.number, hidden_tests=notebooks.source.hidden_tests
-    )
-    with tempfile.TemporaryDirectory(prefix=f"grade-{sub.student}-") as tmp:
-        work = Path(tmp)
-        if not (sub.labs / week.lab).is_dir():
-            report.flags.append("missing-lab")
-            report.reasons.append(f"The submission has no labs/{week.lab} folder.")
-        nb_results, flags, reasons = notebooks.grade(sub, week, work)
-        report.tests += nb_results
-        report.flags += [f for f in flags if f not in report.flags]
-        report.reasons += [r for r in reasons if r not in report.reasons]
-        report.tests += grade_component(sub, week, notebooks.source, work)
-    write_report(report, out)
+    report.isolation = nb.get("isolation") or tests.get("isolation") or ""
+    report.seconds = dict(result.get("seconds", {}))
     return report
+
+
+def refresh(report: Report, source: GradingSource, week: Week, grades: dict) -> bool:
+    """Bring a finished report's notebook scores up to date with the gradebook.
+
+    Manual grades entered in the formgrader after the report was written are
+    taken in. Returns True when the report changed.
+    """
+    graded = not {"missing-notebook", "invalid-notebook", "autograde-failed"} & set(report.flags)
+    items = {i.name: i for i in notebook_items(source.notebook(week))}
+    changed = False
+    for index, test in enumerate(report.tests):
+        item = items.get(test.name)
+        if test.source != "notebook" or item is None or test.name not in grades:
+            continue
+        output = "" if test.output == "graded by your instructor" else test.output
+        new = notebook_test(item, grades[test.name], output, graded)
+        if (new.score, new.status) != (test.score, test.status):
+            report.tests[index] = new
+            changed = True
+    return changed
+
+
+# --- the worker pool -------------------------------------------------------------------------
+
+
+class Pool:
+    """``size`` worker processes, each fed one job at a time by a thread of its own."""
+
+    def __init__(self, size: int, uids: list[int | None], log_dir: Path) -> None:
+        self.size = size
+        self.uids = uids
+        self.log_dir = log_dir
+        self.todo: queue.Queue = queue.Queue()
+        self.done: queue.Queue = queue.Queue()
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.stopping = False
+        self.threads = [
+            threading.Thread(target=self._slot, args=(slot,), daemon=True) for slot in range(size)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, job: Job, tests: list[str], timeout: float) -> None:
+        self.todo.put((job, tests, timeout))
+
+    def _spawn(self, slot: int) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
+        env.update(NO_TELEMETRY)
+        log = open(self.log_dir / f"worker-{slot}.log", "ab")  # noqa: SIM115  (kept by the child)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs[slot] = proc
+        return proc
+
+    def _kill(self, slot: int) -> None:
+        proc = self.procs.pop(slot, None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if self.uids[slot] is not None:
+            kill_user(self.uids[slot])
+
+    def _slot(self, slot: int) -> None:
+        proc = self._spawn(slot)  # it imports nbgrader while the supervisor prepares
+        while not self.stopping:
+            item = self.todo.get()
+            if item is None:
+                break
+            job, tests, timeout = item
+            job.uid = self.uids[slot]
+            if proc is None or proc.poll() is not None:
+                proc = self._spawn(slot)
+            status = self._send(proc, job, tests, timeout)
+            if status != "ok":
+                self._kill(slot)
+                proc = None
+            self.done.put((job, status))
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._kill(slot)
+
+    def _send(self, proc: subprocess.Popen, job: Job, tests: list[str], timeout: float) -> str:
+        try:
+            proc.stdin.write(json.dumps({"job": asdict(job), "tests": tests}) + "\n")
+            proc.stdin.flush()
+        except OSError:
+            return "crashed"
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        if not ready:
+            return "timeout"
+        return "ok" if proc.stdout.readline() else "crashed"
+
+    def stop(self, now: bool = False) -> None:
+        """Let the workers finish (or, with ``now``, kill them and their students' processes)."""
+        self.stopping = now
+        for _ in self.threads:
+            self.todo.put(None)
+        if now:
+            for slot in list(self.procs):
+                self._kill(slot)
+        for thread in self.threads:
+            thread.join(timeout=None if not now else 15)
+
+
+def probe(scratch: Path, uid: int, hide: list[str]) -> str:
+    """Check that a sandboxed process can run as ``uid``; return the isolation reached."""
+    root = scratch / "probe"
+    root.mkdir(mode=0o755)
+    spec = Spec(
+        mode="probe",
+        root=str(root),
+        cwd=str(root),
+        labs=str(root),
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        uid=uid,
+        hide=hide,
+        protect_read=hide,
+        events=str(scratch / "probe-events.jsonl"),
+    )
+    path = spec.write(scratch / "probe.json")
+    try:
+        proc = subprocess.run(command(path), capture_output=True, text=True, timeout=60)
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return ""
+    finally:
+        kill_user(uid)
+    return answer["isolation"] if answer.get("child") == 0 else ""
+
+
+def _job_timeout(source: GradingSource, week: Week, limits: Limits) -> float:
+    nb = json.loads(source.notebook(week).read_text(encoding="utf-8"))
+    cells = sum(1 for c in nb["cells"] if c.get("cell_type") == "code")
+    return (cells + 6) * (limits.cell_timeout + 20) + limits.pytest_timeout + 240
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _lock(out: Path) -> int:
+    """Hold ``<out>/.lock`` for this run: two runs never write one class folder at once.
+
+    Raises:
+        CourseError: When another run holds it.
+    """
+    import fcntl
+
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise CourseError(
+            f"Another `course grade` is writing to {out}; wait for it or choose another --out."
+        ) from None
+    return fd
+
+
+def _scratch() -> Path:
+    """A fresh scratch folder; those of earlier runs that were killed are removed."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob("course-grade-*"):
+        pid = old.name.split("-")[2] if old.name.count("-") >= 3 else ""
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"course-grade-{os.getpid()}-"))
+    os.chmod(scratch, 0o711)
+    return scratch
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Todo:
+    sub: Submission
+    week: Week
+    digest: str
 
 
 def grade(
     submissions: list[Path],
     week: int | None = None,
     out: Path = Path("grades"),
-    cell_timeout: int = CELL_TIMEOUT,
+    cell_timeout: int | None = None,
     source: GradingSource | None = None,
     progress: bool = True,
+    *,
+    all_weeks: bool = False,
+    jobs: int | None = None,
+    force: bool = False,
+    test_timeout: int | None = None,
+    limits: Limits | None = None,
+    gradescope: bool = False,
 ) -> list[Report]:
-    """Grade submissions and write reports plus the class ``grades.csv``.
+    """Grade submissions in parallel and write reports plus the class ``grades.csv``.
 
     Args:
         submissions: Students' checkouts (folders holding ``labs/``).
-        week: Only this week; ``None``: every week that a submission has.
+        week: Only this week (exclusive with ``all_weeks``).
         out: Folder for the reports, the gradebook and ``grades.csv``.
-        cell_timeout: Seconds a notebook cell may run.
+        cell_timeout: Seconds a notebook cell may run (overrides ``limits``).
         source: What to grade against; default: :func:`find_source`.
         progress: Show a progress bar on stderr.
+        all_weeks: Every week of the course, even those a submission lacks.
+        jobs: Submissions graded at once; default: the cores available.
+        force: Grade again what is already graded.
+        test_timeout: Seconds one component test may run (overrides ``limits``).
+        limits: Resource limits of the student's code; default: :class:`Limits`.
+        gradescope: Also write ``weekNN-results.json`` for Gradescope.
 
     Returns:
-        The reports, one per submission and week.
+        The reports, one per submission and week, in order.
 
     Raises:
         CourseError: For a week that does not exist or a path that is not a submission.
     """
-    weeks = [get_week(week)] if week is not None else None
     subs = find_submissions([Path(p) for p in submissions])
+    pairs = plan(subs, week, all_weeks)
+    jobs = jobs or default_jobs()
+    if jobs < 1:
+        raise CourseError(f"--jobs must be at least 1, not {jobs}.")
+    limits = limits or Limits()
+    overrides = {"cell_timeout": cell_timeout, "test_timeout": test_timeout}
+    limits = replace(limits, **{k: v for k, v in overrides.items() if v is not None})
     source = source or find_source()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (sub, w)
-        for sub in subs
-        for w in (
-            weeks
-            or [w for w in WEEKS.values() if (sub.labs / w.lab).is_dir()]
-            or list(WEEKS.values())[:1]
-        )
-    ]
-    notebooks = NotebookGrader(out, source, cell_timeout)
-    reports = []
-    # nbgrader's gradebook triggers SQLAlchemy warnings that say nothing to a grader.
+    out = Path(out).resolve()
+    if not out.exists():
+        out.mkdir(parents=True, mode=0o700)
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
+
+    todo, finished = [], {}
+    for sub, wk in pairs:
+        digest = intake.digest(sub.labs)
+        path = out / sub.student / f"week{wk.number:02d}.json"
+        if not force and path.is_file():
+            try:
+                old = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError):
+                old = None
+            if old and old.digest == digest and not RETRY_FLAGS & set(old.flags):
+                finished[(sub.student, wk.number)] = old
+                continue
+        todo.append(_Todo(sub, wk, digest))
+    lock = _lock(out)
+    scratch = _scratch()
+    try:
+        book = Gradebook(out, source, limits)
+        hidden = {w.number: hidden_lines(source, w) for _, w in pairs}
+        _refresh_all(finished, book, source, out, hidden)
+        if todo:
+            _run(
+                todo,
+                min(jobs, len(todo)),
+                book,
+                source,
+                out,
+                limits,
+                scratch,
+                hidden,
+                progress,
+                finished,
+                len(pairs),
+            )
+    finally:
+        write_class_csv(out)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.close(lock)
+    reports = [
+        finished[(sub.student, wk.number)]
+        for sub, wk in pairs
+        if (sub.student, wk.number) in finished
+    ]
+    if gradescope:
+        for report in reports:
+            write_gradescope(report, out, hidden.get(report.week, []))
+    return reports
+
+
+def _refresh_all(
+    finished: dict, book: Gradebook, source: GradingSource, out: Path, hidden: dict
+) -> None:
+    """Take manual grades into reports that are otherwise up to date."""
+    for (student, number), report in finished.items():
+        week = WEEKS[number]
+        if refresh(report, source, week, book.grades(student, week.lab)):
+            write_report(report, out, hidden[number], book.submitted(student, week.lab))
+
+
+def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, hide) -> Job:
+    template, release = book.prepare(item.week)
+    return Job(
+        id=number,
+        student=item.sub.student,
+        lab=item.week.lab,
+        submission=str(item.sub.path),
+        source_notebook=str(source.notebook(item.week)),
+        release_notebook=str(release),
+        template=str(template),
+        tests=str(source.tests(item.week)),
+        scratch=str(scratch),
+        uid=None,
+        limits=asdict(limits),
+        hide=hide["hide"],
+        protect_read=hide["read"],
+        protect_write=hide["write"],
+    )
+
+
+def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finished, total) -> None:
+    """Grade ``todo`` with ``size`` workers, writing each report as it finishes."""
     from tqdm import tqdm
 
-    bar = tqdm(jobs, desc="grading", unit="lab", disable=not progress, file=sys.stderr)
-    for sub, w in bar:
-        bar.set_postfix_str(f"{sub.student} week {w.number}")
-        reports.append(grade_one(sub, w, notebooks, out))
+    uids: list[int | None] = [None] * size
+    hide = protected(out, [t.sub for t in todo], source)
+    if os.getuid() == 0:
+        claimed = claim_uids(size)
+        if probe(scratch, claimed[0], hide["hide"]):
+            uids = list(claimed)
+    pool = Pool(size, uids, scratch)
+    bar = tqdm(
+        total=total,
+        initial=total - len(todo),
+        desc="grading",
+        unit="lab",
+        disable=not progress,
+        file=sys.stderr,
+    )
+    previous = signal.getsignal(signal.SIGTERM)
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        pool.start()
+        for number, item in enumerate(todo):
+            tests = [i.name for i in pytest_items(source.tests(item.week))]
+            job = _job(number, item, book, source, limits, scratch, hide)
+            pool.submit(job, tests, _job_timeout(source, item.week, limits))
+        for _ in range(len(todo)):
+            job, status = pool.done.get()
+            item = todo[job.id]
+            report = _finish(job, status, item, book, source, out, hidden[item.week.number])
+            finished[(item.sub.student, item.week.number)] = report
+            bar.set_postfix_str(f"{item.sub.student} week {item.week.number}")
+            bar.update()
+        pool.stop()
+    except BaseException:
+        pool.stop(now=True)
+        raise
+    finally:
+        bar.close()
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _finish(
+    job: Job, status: str, item: _Todo, book: Gradebook, source, out: Path, hidden
+) -> Report:
+    """Record one finished job: gradebook first, then the report files, then the CSV."""
+    path = Path(job.scratch) / f"job-{job.id}" / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if status != "ok":
+        why = "it ran past its time limit" if status == "timeout" else "its worker process died"
+        result.setdefault("error", f"grading stopped: {why}")
+    grades = book.record(item.sub.student, item.week.lab, result.get("notebook"))
+    report = build_report(item.sub, item.week, source, result, grades)
+    report.digest = item.digest
+    write_report(report, out, hidden, book.submitted(item.sub.student, item.week.lab))
     write_class_csv(out)
-    return reports
+    shutil.rmtree(path.parent, ignore_errors=True)
+    return report
+
+
+__all__ = ["grade", "find_submissions", "Submission", "read_reports"]

@@ -48,13 +48,21 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
 
 
-def api(root: Path, cell_timeout: int = CELL_TIMEOUT):
-    """Return an ``NbGraderAPI`` bound to the course folder ``root``."""
+def api(root: Path, cell_timeout: int = CELL_TIMEOUT, extra: Config | None = None):
+    """Return an ``NbGraderAPI`` bound to the course folder ``root``.
+
+    Args:
+        root: The nbgrader course folder.
+        cell_timeout: Seconds a cell may run while grading.
+        extra: More configuration, merged over the course's.
+    """
     ensure_tools_on_path()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     config = nbgrader_config(root, cell_timeout)
+    if extra is not None:
+        config.merge(extra)
     coursedir = CourseDirectory(config=config)
     nb_api = NbGraderAPI(coursedir=coursedir, config=config)
     nb_api.log.setLevel(logging.ERROR)

@@ -12,6 +12,7 @@ import html
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,6 +53,9 @@ class Report:
     tests: list[TestResult] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    isolation: str = ""
+    digest: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -77,6 +81,9 @@ class Report:
             "flags": self.flags,
             "reasons": self.reasons,
             "tests": [asdict(t) for t in self.tests],
+            "isolation": self.isolation,
+            "digest": self.digest,
+            "seconds": self.seconds,
         }
 
     @classmethod
@@ -89,11 +96,26 @@ class Report:
             tests=[TestResult(**t) for t in data["tests"]],
             flags=list(data.get("flags", [])),
             reasons=list(data.get("reasons", [])),
+            isolation=data.get("isolation", ""),
+            digest=data.get("digest", ""),
+            seconds=dict(data.get("seconds", {})),
         )
 
 
-def _student_reason(test: TestResult) -> str:
-    """What a student may see of a failure: hidden tests give the last line only."""
+#: Hidden-test text shorter than this is not searched for (too common to mean a leak).
+MIN_HIDDEN = 12
+
+
+def scrub(text: str, hidden: Iterable[str] = ()) -> str:
+    """Replace every line of hidden-test source found in ``text`` by ``[hidden test]``."""
+    for line in hidden:
+        if len(line) >= MIN_HIDDEN and line in text:
+            text = text.replace(line, "[hidden test]")
+    return text
+
+
+def _student_reason(test: TestResult, hidden: Iterable[str] = ()) -> str:
+    """What a student may see of a failure: hidden tests give one error line only."""
     if test.status == "passed":
         return ""
     if test.status == "manual":
@@ -101,13 +123,19 @@ def _student_reason(test: TestResult) -> str:
     lines = [line for line in test.output.strip().splitlines() if line.strip()]
     if test.hidden:
         # Only the error line: the assertion's own message, never the test's code.
-        line = lines[0] if test.source == "pytest" else lines[-1]
-        return line[:200] if lines else test.status
-    return "\n".join(lines[-15:])
+        if test.source == "pytest":
+            errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+            line = (errors or [lines[-1] if lines else test.status])[0]
+            line = "AssertionError: a hidden check failed" if line.startswith("assert ") else line
+        else:
+            line = (lines or [test.status])[-1]
+        return scrub(line[:200], hidden)
+    return scrub("\n".join(lines[-15:]), hidden)
 
 
-def to_markdown(report: Report) -> str:
+def to_markdown(report: Report, hidden: Iterable[str] = ()) -> str:
     """Render the report as a short Markdown summary for the student."""
+    hidden = list(hidden)
     lines = [
         f"# Week {report.week}: {report.student}",
         "",
@@ -118,7 +146,7 @@ def to_markdown(report: Report) -> str:
     if not report.hidden_tests:
         lines += ["Hidden tests were not available: this grade uses the visible tests only.", ""]
     for reason in report.reasons:
-        lines.append(f"> {reason}")
+        lines.append(f"> {scrub(reason, hidden)}")
     if report.reasons:
         lines.append("")
     lines += ["| test | part | score | status |", "|---|---|---|---|"]
@@ -129,15 +157,55 @@ def to_markdown(report: Report) -> str:
     if failures:
         lines += ["", "## What to fix", ""]
         for t in failures:
-            lines += [f"### `{t.name}`", "", "```", _student_reason(t) or t.status, "```", ""]
+            reason = _student_reason(t, hidden) or t.status
+            lines += [f"### `{t.name}`", "", "```", reason, "```", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def to_feedback_html(report: Report) -> str:
-    """Render student feedback as HTML: no hidden test source, no hidden traceback."""
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:60em}td,th{border:1px solid #ccc;"
+    "padding:4px;vertical-align:top}table{border-collapse:collapse}.passed{background:#e8f5e9}"
+    ".failed,.error{background:#ffebee}.manual{background:#fffde7}pre{white-space:pre-wrap;"
+    "margin:0}.cell{border-left:4px solid #ccc;margin:1em 0;padding:0 .5em}.code pre{"
+    "background:#f6f8fa;padding:.5em}.result{font-size:90%;padding:.3em}"
+)
+
+
+def _cells_html(notebook: dict, tests: dict[str, TestResult], hidden: list[str]) -> str:
+    """The student's notebook: their cells, each graded cell with its result."""
+    parts = []
+    for cell in notebook.get("cells", []):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        kind = "code" if cell.get("cell_type") == "code" else "text"
+        body = f"<div class='cell {kind}'><pre>{html.escape(scrub(source, hidden))}</pre>"
+        test = tests.get(grade_id or "")
+        if test is not None:
+            why = html.escape(_student_reason(test, hidden))
+            body += (
+                f"<div class='result {test.status}'>{test.score:g} / {test.max_score:g}: "
+                f"{test.status}{' (with hidden tests)' if test.hidden else ''}"
+                f"{f'<pre>{why}</pre>' if why else ''}</div>"
+            )
+        parts.append(body + "</div>")
+    return "".join(parts)
+
+
+def to_feedback_html(
+    report: Report, hidden: Iterable[str] = (), notebook: dict | None = None
+) -> str:
+    """Render student feedback as HTML: no hidden test source, no hidden traceback.
+
+    Args:
+        report: The report.
+        hidden: Lines of hidden-test source, removed wherever they would appear.
+        notebook: The notebook as graded, with the released (visible) test cells.
+    """
+    hidden = list(hidden)
     rows = []
     for t in report.tests:
-        reason = html.escape(_student_reason(t))
+        reason = html.escape(_student_reason(t, hidden))
         name = html.escape(t.name) + (" <em>(hidden test)</em>" if t.hidden else "")
         rows.append(
             f"<tr class='{t.status}'><td><code>{name}</code></td><td>{t.source}</td>"
@@ -145,16 +213,22 @@ def to_feedback_html(report: Report) -> str:
             f"<td><pre>{reason}</pre></td></tr>"
         )
     note = "" if report.hidden_tests else "<p>Hidden tests were not available.</p>"
+    reasons = "".join(f"<li>{html.escape(scrub(r, hidden))}</li>" for r in report.reasons)
+    cells = ""
+    if notebook is not None:
+        tests = {t.name: t for t in report.tests if t.source == "notebook"}
+        cells = "<h2>Your notebook</h2>" + _cells_html(notebook, tests, hidden)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>Week {report.week} feedback: {html.escape(report.student)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px}"
-        "table{border-collapse:collapse}.passed{background:#e8f5e9}.failed,.error{background:#ffebee}"
-        "pre{white-space:pre-wrap;margin:0}</style></head><body>"
-        f"<h1>Week {report.week} feedback</h1><p><strong>{report.score:g} / {report.max_score:g}</strong></p>"
-        f"{note}<table><tr><th>test</th><th>part</th><th>score</th><th>status</th><th>why</th></tr>"
+        f"<style>{_STYLE}</style></head><body>"
+        f"<h1>Week {report.week} feedback</h1><p><strong>{report.score:g} / {report.max_score:g}</strong>"
+        + (" (written answers still to be graded)" if report.needs_manual_grading else "")
+        + f"</p>{note}"
+        + (f"<ul class='reasons'>{reasons}</ul>" if reasons else "")
+        + "<table><tr><th>test</th><th>part</th><th>score</th><th>status</th><th>why</th></tr>"
         + "".join(rows)
-        + "</table></body></html>\n"
+        + f"</table>{cells}</body></html>\n"
     )
 
 
@@ -171,14 +245,29 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_report(report: Report, out: Path) -> Path:
-    """Write ``<out>/<student>/weekNN.{json,md}`` and ``weekNN-feedback.html``."""
+def write_report(
+    report: Report, out: Path, hidden: Iterable[str] = (), notebook: dict | None = None
+) -> Path:
+    """Write ``<out>/<student>/weekNN.{json,md}`` and ``weekNN-feedback.html``.
+
+    The JSON (written last, so that it marks a finished report) is the
+    instructor's and keeps every output; the Markdown and HTML are the student's
+    and never show hidden-test source (see :func:`scrub`).
+    """
+    hidden = list(hidden)
     folder = out / report.student
     stem = f"week{report.week:02d}"
-    atomic_write(folder / f"{stem}-feedback.html", to_feedback_html(report))
-    atomic_write(folder / f"{stem}.md", to_markdown(report))
+    atomic_write(folder / f"{stem}-feedback.html", to_feedback_html(report, hidden, notebook))
+    atomic_write(folder / f"{stem}.md", to_markdown(report, hidden))
     atomic_write(folder / f"{stem}.json", json.dumps(report.to_dict(), indent=2) + "\n")
     return folder / f"{stem}.json"
+
+
+def write_gradescope(report: Report, out: Path, hidden: Iterable[str] = ()) -> Path:
+    """Write ``<out>/<student>/weekNN-results.json`` for Gradescope."""
+    path = out / report.student / f"week{report.week:02d}-results.json"
+    atomic_write(path, json.dumps(gradescope_results(report, hidden), indent=2) + "\n")
+    return path
 
 
 def read_reports(out: Path) -> list[Report]:
@@ -208,8 +297,9 @@ def write_class_csv(out: Path) -> Path:
     return path
 
 
-def gradescope_results(report: Report) -> dict:
-    """A Gradescope ``results.json`` mapping built from a report."""
+def gradescope_results(report: Report, hidden: Iterable[str] = ()) -> dict:
+    """A Gradescope ``results.json`` mapping built from a report (hidden source scrubbed)."""
+    hidden = list(hidden)
     return {
         "score": report.score,
         "tests": [
@@ -218,7 +308,7 @@ def gradescope_results(report: Report) -> dict:
                 "score": t.score,
                 "max_score": t.max_score,
                 "status": "passed" if t.status == "passed" else "failed",
-                "output": _student_reason(t),
+                "output": _student_reason(t, hidden),
                 "visibility": "visible",
             }
             for t in report.tests

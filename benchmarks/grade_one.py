@@ -31,16 +31,12 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def _component_time(sub: Path, work: Path) -> float:
-    """Time the pytest half of `course grade` on its own, in-process."""
-    sys.path.insert(0, str(REPO))
-    from autograder.config import get_week
-    from autograder.grade import Submission, grade_component
-    from autograder.sources import find_source
+    """Time the component tests alone, with plain pytest (as in grade_class.py)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from grade_class import _env, pytest_part
 
     work.mkdir()
-    start = time.perf_counter()
-    grade_component(Submission(sub, "student"), get_week(1), find_source(REPO), work)
-    return time.perf_counter() - start
+    return pytest_part([sub], work, _env())
 
 
 def main() -> None:
@@ -76,7 +72,7 @@ def main() -> None:
             tmp,
             env,
         )
-    print("one week-1 submission (reference solution), 2 cores")
+    print("one week-1 submission (reference solution); for a class see grade_class.py")
     print(f"raw nbgrader generate_assignment (registers):     {register:6.1f} s")
     print(f"raw nbgrader autograde (notebook only):           {raw:6.1f} s")
     print(f"course grade (notebook + component tests + reports): {ours:6.1f} s")

@@ -9,6 +9,7 @@ expected grades are in ``tests/golden/week01.json``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -90,3 +91,28 @@ SAMPLES = {
 def build_all(root: Path) -> dict[str, Path]:
     """Build every sample under ``root``; return name -> submission folder."""
     return {name: make(root / name) for name, make in SAMPLES.items()}
+
+
+def hidden_test_lines() -> list[str]:
+    """Every substantial line of hidden test source, from the tests and the notebook."""
+    lines = []
+    for path in (SOLUTIONS / "week01/tests/hidden").glob("*.py"):
+        lines += path.read_text().splitlines()
+    nb = json.loads((SOLUTIONS / "week01/lab.ipynb").read_text())
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        lines += (
+            re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", text, re.S)[
+                0
+            ].splitlines()
+            if "HIDDEN" in text
+            else []
+        )
+    visible = "".join(p.read_text() for p in (LABS / "week01").rglob("*.*") if p.is_file())
+    return [
+        line.strip()
+        for line in lines
+        if len(line.strip()) > 25
+        and not line.strip().startswith(("#", '"""'))
+        and line.strip() not in visible
+    ]

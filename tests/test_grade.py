@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-from conftest import REPO, SOLUTIONS
-from submissions import build_all
+from conftest import REPO
+from submissions import build_all, hidden_test_lines
 
 from autograder.grade import grade
 from autograder.report import read_reports
@@ -89,34 +88,9 @@ def test_reports_csv_and_gradebook_agree(graded):
             assert gb.find_submission("week01", name).score == pytest.approx(nb_score)
 
 
-def _hidden_lines() -> list[str]:
-    """Every substantial line of hidden test source, from the tests and the notebook."""
-    lines = []
-    for path in (SOLUTIONS / "week01/tests/hidden").glob("*.py"):
-        lines += path.read_text().splitlines()
-    nb = json.loads((SOLUTIONS / "week01/lab.ipynb").read_text())
-    for cell in nb["cells"]:
-        text = "".join(cell["source"])
-        lines += (
-            re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", text, re.S)[
-                0
-            ].splitlines()
-            if "HIDDEN" in text
-            else []
-        )
-    visible = "".join(p.read_text() for p in (REPO / "labs/week01").rglob("*.*") if p.is_file())
-    return [
-        line.strip()
-        for line in lines
-        if len(line.strip()) > 25
-        and not line.strip().startswith(("#", '"""'))
-        and line.strip() not in visible
-    ]
-
-
 def test_feedback_never_shows_hidden_test_source(graded):
     out, _ = graded
-    hidden = _hidden_lines()
+    hidden = hidden_test_lines()
     assert len(hidden) > 20
     feedback = list(out.glob("*/week01-feedback.html")) + list(out.glob("*/week01.md"))
     assert len(feedback) == 2 * len(GOLDEN)

@@ -139,7 +139,9 @@ def test_installed_versions_match_the_lock():
 
 
 @pytest.mark.parametrize(
-    "dockerfile", sorted((REPO / "solutions").rglob("*Dockerfile")), ids=lambda p: p.name
+    "dockerfile",
+    sorted([*(REPO / "solutions").rglob("*Dockerfile"), *(REPO / "docker").glob("*Dockerfile")]),
+    ids=lambda p: p.name,
 )
 def test_dockerfiles_pass_hadolint(dockerfile):
     proc = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True)

@@ -1,0 +1,720 @@
+"""A grading worker: grades one submission and week at a time for ``course grade``.
+
+``course grade`` (:mod:`autograder.grade`) starts one worker per parallel slot
+(``python -m autograder.worker``) and sends it jobs, one JSON line each, on its
+standard input; the worker answers each with one JSON line once the job's
+``result.json`` is written. The worker is the grader's own code and keeps the
+grader's rights; every piece of the student's code runs in a sandboxed child
+(:mod:`autograder.sandbox`) under the slot's user id.
+
+A job has two phases, each in a fresh sandbox folder:
+
+1. **notebook**: the submission's notebook is found and checked
+   (:mod:`autograder.intake`), locked cells are put back, and nbgrader's real
+   ``autograde`` runs it in a private course folder with :class:`GuardedExecute`
+   and a kernel started through the sandbox. The grades nbgrader saved, the
+   cells' errors and what went wrong are read back.
+2. **pytest**: the instructor's component tests are copied in (read-only for
+   the student's user) only now, and run by the sandboxed pytest with the guard
+   plugin. When the test process dies or hangs, the tests that did not run yet
+   are run again in a fresh process.
+
+Every process of the slot's user is killed after each phase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autograder import intake
+from autograder.config import NO_TELEMETRY
+from autograder.sandbox import Limits, Spec, command, kill_session, kill_user
+
+KERNEL_NAME = "course-grader"
+COURSE_ID = "mlops-roadmap"
+MAX_ATTEMPTS = 5
+MAX_OUTPUT = 4000
+
+
+@dataclass
+class Job:
+    """One submission and week to grade; sent by the supervisor as JSON.
+
+    Attributes:
+        id: Unique number within the run.
+        student: The student id.
+        lab: The lab, e.g. ``week01``.
+        submission: The student's checkout.
+        source_notebook: The instructor's notebook (with hidden tests).
+        release_notebook: The released notebook (what students start from).
+        template: A course folder whose gradebook has the lab registered.
+        tests: The instructor's component tests of the week.
+        scratch: The run's scratch folder.
+        uid: The slot's user id, or None when the grader cannot change user.
+        limits: The resource limits, as a mapping.
+        hide: Folders hidden from the student's code.
+        protect_read: Folders the student's code must not read.
+        protect_write: Folders the student's code must not change.
+    """
+
+    id: int
+    student: str
+    lab: str
+    submission: str
+    source_notebook: str
+    release_notebook: str
+    template: str
+    tests: str
+    scratch: str
+    uid: int | None
+    limits: dict
+    hide: list[str] = field(default_factory=list)
+    protect_read: list[str] = field(default_factory=list)
+    protect_write: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        """The job's private folder (the grader's only)."""
+        return Path(self.scratch) / f"job-{self.id}"
+
+    @property
+    def sandbox(self) -> Path:
+        """The job's sandbox folder (its parts belong to the student's user)."""
+        return Path(self.scratch) / f"sandbox-{self.id}"
+
+
+def sandbox_env(sandbox: Path, labs: Path) -> dict[str, str]:
+    """The whole environment of a sandboxed process: nothing of the grader's."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {
+        "PATH": path,
+        "HOME": str(sandbox / "home"),
+        "TMPDIR": str(sandbox / "tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(labs),
+        "MLPIPE_HOME": str(sandbox / "home"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MALLOC_ARENA_MAX": "2",
+        "MPLBACKEND": "Agg",
+        **NO_TELEMETRY,
+    }
+
+
+def _clip(text: str, limit: int = MAX_OUTPUT) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text or "").strip()
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+def _mkdir(path: Path, uid: int | None, mode: int = 0o700) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    if uid is not None:
+        os.chown(path, uid, uid)
+    return path
+
+
+def _give(path: Path, uid: int | None) -> None:
+    if uid is not None:
+        from autograder.sandbox import chown_tree
+
+        chown_tree(path, uid)
+
+
+def _cleanup(job: Job, sid: int | None = None) -> None:
+    if job.uid is not None:
+        kill_user(job.uid)
+    elif sid is not None:
+        kill_session(sid)
+
+
+def _spec(job: Job, mode: str, labs: Path, cwd: Path, **kw) -> Spec:
+    return Spec(
+        mode=mode,
+        root=str(job.sandbox),
+        cwd=str(cwd),
+        labs=str(labs),
+        env=sandbox_env(job.sandbox, labs),
+        limits=Limits(**job.limits),
+        uid=job.uid,
+        hide=job.hide,
+        protect_read=job.protect_read,
+        protect_write=job.protect_write,
+        **kw,
+    )
+
+
+def _events(path: Path) -> tuple[list[dict], str]:
+    """The refused accesses recorded by the sandbox, and the isolation it reached."""
+    if not path.is_file():
+        return [], ""
+    events, isolation = [], ""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines()[:80]:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("kind") == "isolation":
+            isolation = isolation or str(event.get("value"))
+        elif isinstance(event, dict):
+            events.append(event)
+    return events, isolation
+
+
+def _access_reason(events: list[dict], who: str) -> str:
+    paths = []
+    for event in events:
+        text = f"{'write' if event.get('kind') == 'write' else 'read'} {event.get('path')}"
+        if text not in paths:
+            paths.append(text)
+    more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    return f"{who} tried to {', '.join(paths[:3])}{more}; this was refused."
+
+
+# --- the notebook phase ------------------------------------------------------------------
+
+
+def _cell_name(index: int | None, grade_id: str | None) -> str:
+    if grade_id:
+        return f"cell {grade_id}"
+    return "a cell" if index is None else f"cell {index + 1} (not graded)"
+
+
+def _errors(notebook: Path) -> dict[str, str]:
+    """Map each graded cell's grade id to the error it printed."""
+    if not notebook.is_file():
+        return {}
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    errors = {}
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        outs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if grade_id and outs:
+            out = outs[-1]
+            text = "\n".join(out.get("traceback", [])) or f"{out['ename']}: {out['evalue']}"
+            errors[grade_id] = _clip(text)
+    return errors
+
+
+def _notebook_reasons(findings: dict, limits: Limits) -> tuple[list[str], list[str]]:
+    """Flags and reasons from what :class:`GuardedExecute` recorded."""
+    flags, reasons = [], []
+
+    def add(flag: str, reason: str) -> None:
+        if flag and flag not in flags:
+            flags.append(flag)
+        if reason not in reasons:
+            reasons.append(reason)
+
+    for event in findings.get("events", []):
+        where = _cell_name(event.get("cell"), event.get("grade_id"))
+        kind = event["kind"]
+        if kind == "timeout":
+            add(
+                "timeout",
+                f"The {where} ran past the {limits.cell_timeout} s limit and was stopped.",
+            )
+        elif kind == "hung":
+            add(
+                "timeout",
+                f"The {where} ignored the interrupt at the {limits.cell_timeout} s limit; "
+                "its kernel was restarted.",
+            )
+        elif kind == "kernel-died":
+            add(
+                "kernel-died",
+                f"The kernel died in the {where} ({event.get('detail')}); it was restarted "
+                "and the rest of the notebook graded.",
+            )
+        elif kind == "resource" and "Memory" in str(event.get("detail")):
+            add(
+                "memory-limit",
+                f"The {where} ran out of memory (limit {limits.memory_mb} MB); "
+                "the kernel was restarted.",
+            )
+        elif kind == "resource":
+            add(
+                "process-limit",
+                f"The {where} hit the limit of {limits.processes} processes; "
+                "the kernel was restarted.",
+            )
+        elif kind == "exit":
+            add(
+                "exit-called",
+                f"The {where} called sys.exit(); the rest of the notebook was graded.",
+            )
+        elif kind == "replay-failed":
+            add("", "After a restart the earlier cells did not run again; later cells may fail.")
+        elif kind == "checks-unavailable":
+            add("", "The grader's tamper checks could not run in this kernel.")
+    if findings.get("output_truncated"):
+        add(
+            "output-limit",
+            f"The notebook printed more than {limits.output_kb} KB; the rest of its output "
+            "was dropped.",
+        )
+    problems = findings.get("problems", [])
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        add(
+            "tampering", f"The notebook tampered with grading ({shown}); its test cells score zero."
+        )
+    return flags, reasons
+
+
+def _autograde(job: Job, course: Path, kernel_spec: Path, findings: Path) -> dict:
+    """Run nbgrader's real autograde in the private course folder ``course``."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+    from traitlets.config import Config
+
+    from autograder import nbgrader_app
+    from autograder.execute import GuardedExecute
+
+    limits = Limits(**job.limits)
+    extra = Config()
+    steps = Autograde.class_traits()["autograde_preprocessors"].default()
+    extra.Autograde.autograde_preprocessors = [GuardedExecute if s is Execute else s for s in steps]
+    extra.Execute.kernel_name = KERNEL_NAME
+    extra.Execute.startup_timeout = 120
+    extra.GuardedExecute.findings_path = str(findings)
+    extra.GuardedExecute.output_limit = limits.output_kb * 1024
+    extra.GuardedExecute.sandbox_uid = -1 if job.uid is None else job.uid
+    api = nbgrader_app.api(course, limits.cell_timeout, extra)
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
+    os.environ["JUPYTER_PATH"] = str(kernel_spec)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(job.folder / "runtime")
+    try:
+        return api.autograde(job.lab, job.student)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _gradebook(db: Path, lab: str, student: str) -> tuple[dict, dict]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{db}", COURSE_ID) as gb:
+        nb = gb.find_submission_notebook("lab", lab, student)
+        grades = {
+            g.name: {"auto_score": g.auto_score, "needs_manual_grade": bool(g.needs_manual_grade)}
+            for g in nb.grades
+        }
+        comments = {c.name: c.auto_comment for c in nb.comments}
+    return grades, comments
+
+
+def grade_notebook(job: Job) -> dict:
+    """The notebook phase; see the module docstring."""
+    import nbformat
+
+    labs = Path(job.submission) / "labs"
+    part: dict = {"status": "not graded", "flags": [], "reasons": []}
+    path, flag, reason = intake.find_notebook(labs, job.lab)
+    if flag:
+        part["flags"].append(flag)
+        part["reasons"].append(reason)
+    if path is None:
+        part["status"] = "missing"
+        return part
+    submitted, why = intake.read_notebook(path, job.lab)
+    if submitted is None:
+        part.update(status="invalid", flags=[*part["flags"], "invalid-notebook"])
+        part["reasons"].append(why)
+        return part
+    release = nbformat.read(job.release_notebook, as_version=4)
+    repair = intake.repair_locked_cells(submitted, release)
+    changed = [f"{g} edited" for g in repair.edited] + [f"{g} deleted" for g in repair.deleted]
+    if changed:
+        part["flags"].append("locked-cell-modified")
+        part["reasons"].append(
+            f"Locked cells were changed ({', '.join(changed)}); they were graded as the "
+            "instructor wrote them."
+        )
+    if repair.kernel:
+        part["flags"].append("wrong-kernel")
+        part["reasons"].append(
+            f"The notebook asked for the kernel '{repair.kernel}'; it was graded with the "
+            "course's Python kernel."
+        )
+
+    course = job.folder / "nbgrader"
+    (course / "source" / job.lab).mkdir(parents=True)
+    shutil.copyfile(job.source_notebook, course / "source" / job.lab / "lab.ipynb")
+    shutil.copyfile(Path(job.template) / "gradebook.db", course / "gradebook.db")
+    target = course / "submitted" / job.student / job.lab / "lab.ipynb"
+    target.parent.mkdir(parents=True)
+    nbformat.write(repair.notebook, target)
+    part["submitted"] = str(target)
+
+    sandbox_labs = job.sandbox / "labs"
+    left_out = intake.copy_labs(labs, sandbox_labs)
+    cwd = sandbox_labs / job.lab
+    cwd.mkdir(parents=True, exist_ok=True)
+    _give(sandbox_labs, job.uid)
+    part["left_out"] = left_out
+    spec = _spec(
+        job,
+        "kernel",
+        sandbox_labs,
+        cwd,
+        events=str(job.folder / "kernel-events.jsonl"),
+        log=str(job.folder / "kernel.log"),
+    )
+    spec_path = spec.write(job.folder / "kernel-spec.json")
+    kernels = job.folder / "jupyter"
+    (kernels / "kernels" / KERNEL_NAME).mkdir(parents=True)
+    (kernels / "kernels" / KERNEL_NAME / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": command(spec_path, "-f", "{connection_file}"),
+                "display_name": "course grader",
+                "language": "python",
+                "interrupt_mode": "signal",
+            }
+        ),
+        encoding="utf-8",
+    )
+    findings_path = job.folder / "findings.json"
+    try:
+        result = _autograde(job, course, kernels, findings_path)
+    finally:
+        _cleanup(job)
+    if not result.get("success"):
+        log = (result.get("error") or result.get("log") or "").strip().splitlines()
+        kernel_log = job.folder / "kernel.log"
+        tail = (
+            kernel_log.read_text(errors="replace").strip().splitlines()[-1:]
+            if kernel_log.is_file()
+            else []
+        )
+        detail = (tail or log or ["no details"])[-1][:300]
+        part.update(status="failed", flags=[*part["flags"], "autograde-failed"])
+        part["reasons"].append(f"nbgrader could not grade the notebook: {detail}")
+        part["detail"] = _clip("\n".join(log))
+        return part
+    autograded = course / "autograded" / job.student / job.lab / "lab.ipynb"
+    findings = json.loads(findings_path.read_text()) if findings_path.is_file() else {}
+    flags, reasons = _notebook_reasons(findings, Limits(**job.limits))
+    events, isolation = _events(job.folder / "kernel-events.jsonl")
+    part["isolation"] = isolation
+    if events:
+        flags.append("forbidden-access")
+        reasons.append(_access_reason(events, "The notebook"))
+    grades, comments = _gradebook(course / "gradebook.db", job.lab, job.student)
+    part.update(
+        status="graded",
+        flags=part["flags"] + [f for f in flags if f not in part["flags"]],
+        reasons=part["reasons"] + reasons,
+        grades=grades,
+        comments=comments,
+        errors=_errors(autograded),
+        autograded=str(autograded),
+        findings=findings,
+    )
+    return part
+
+
+# --- the pytest phase ----------------------------------------------------------------------
+
+
+def _copy_tests(src: Path, dest: Path) -> None:
+    """Copy the instructor's tests; the student's user may read them, never change them."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder, _dirs, files in os.walk(dest):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+
+
+def _write_ini(run: Path, labs: Path) -> Path:
+    ini = run / "pytest.ini"
+    ini.write_text(
+        f"[pytest]\npythonpath = {labs}\nmarkers =\n    points(n): points a graded test is worth\n",
+        encoding="utf-8",
+    )
+    os.chmod(ini, 0o644)
+    return ini
+
+
+@dataclass
+class _Run:
+    """What one sandboxed pytest process reported."""
+
+    records: list[dict]
+    forged: int
+    returncode: int | None
+    killed: str = ""
+
+
+def _watch(proc: subprocess.Popen, results: Path, key: str, limits: Limits) -> _Run:
+    """Wait for pytest; stop it when a test hangs or the whole run is too long."""
+    from autograder.pytest_guard import read_results
+
+    started = time.monotonic()
+    killed = ""
+    while proc.poll() is None:
+        time.sleep(0.2)
+        records, _ = read_results(results, key)
+        running = {}
+        for record in records:
+            if record["t"] == "start":
+                running[record["id"]] = record["time"]
+            elif record["t"] == "finish":
+                running.pop(record["id"], None)
+        now = time.time()
+        if any(now - t > limits.test_timeout + 5 for t in running.values()):
+            killed = "test-timeout"
+        elif time.monotonic() - started > limits.pytest_timeout:
+            killed = "run-timeout"
+        if killed:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+    records, forged = read_results(results, key)
+    return _Run(records, forged, proc.returncode, killed)
+
+
+def _outcomes(records: list[dict]) -> tuple[dict[str, tuple[str, str]], set[str], str | None]:
+    """Map node ids to (status, output); also the finished ids and the one left running."""
+    outcomes: dict[str, tuple[str, str]] = {}
+    finished, running = set(), None
+    for record in records:
+        kind, nodeid = record["t"], record.get("id", "")
+        if kind == "start":
+            running = nodeid
+        elif kind == "finish":
+            finished.add(nodeid)
+            running = None
+        elif kind == "report":
+            status, output = outcomes.get(nodeid, ("passed", ""))
+            if record["outcome"] == "failed" and status != "error":
+                status = "failed" if record["when"] == "call" else "error"
+                output = record.get("text", "")
+            elif record["outcome"] == "skipped" and status == "passed":
+                status, output = "skipped", record.get("text", "")
+            outcomes[nodeid] = (status, output)
+    return outcomes, finished, running
+
+
+def grade_tests(job: Job, names: list[str]) -> dict:
+    """The pytest phase for the graded tests ``names``; see the module docstring."""
+    from autograder.pytest_guard import CANARY
+
+    limits = Limits(**job.limits)
+    labs = Path(job.submission) / "labs"
+    part: dict = {"status": "graded", "items": {}, "flags": [], "reasons": []}
+    if not (labs / "mlpipe" / "__init__.py").is_file():
+        part["status"] = "missing"
+        part["reasons"].append("labs/mlpipe is missing from the submission.")
+        return part
+    plabs = job.sandbox / "plabs"
+    left_out = intake.copy_labs(labs, plabs)
+    _give(plabs, job.uid)
+    part["left_out"] = left_out
+    run = job.sandbox / "run"
+    _mkdir(run, None, 0o755)
+    _copy_tests(Path(job.tests), run / "tests")
+    ini = _write_ini(run, plabs)
+    out = _mkdir(job.sandbox / "out", job.uid)
+    remaining = [f"tests/{name}" for name in names]
+    results: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    for attempt in range(MAX_ATTEMPTS):
+        key = secrets.token_hex(16)
+        spec = _spec(
+            job,
+            "pytest",
+            plabs,
+            run,
+            events=str(job.folder / "pytest-events.jsonl"),
+            log=str(job.folder / f"pytest-{attempt}.log"),
+            key=key,
+            results=str(out / f"results-{attempt}.jsonl"),
+            args=[
+                *remaining, "-q", "-c", str(ini), "--rootdir", str(run),
+                "--confcutdir", str(run / "tests"), "-p", "no:cacheprovider",
+                "-p", "no:stepwise", "-p", "pytest_timeout", f"--timeout={limits.test_timeout}",
+            ],
+        )  # fmt: skip
+        spec_path = spec.write(job.folder / f"pytest-spec-{attempt}.json")
+        proc = subprocess.Popen(
+            command(spec_path),
+            cwd=run,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        outcome = _watch(proc, out / f"results-{attempt}.jsonl", key, limits)
+        _cleanup(job, proc.pid)
+        ran, finished, running = _outcomes(outcome.records)
+        ended = any(r["t"] == "end" for r in outcome.records)
+        collected = next((r["ids"] for r in outcome.records if r["t"] == "collected"), [])
+        for record in outcome.records:
+            if record["t"] == "tampering":
+                problems += [p for p in record["problems"] if p not in problems]
+            if record["t"] == "collect-error":
+                text = _clip(record.get("text", ""))
+                for nodeid in remaining:
+                    if nodeid.startswith(record["id"]) and nodeid not in ran:
+                        ran[nodeid] = ("error", text)
+        if outcome.forged:
+            problems.append(f"{outcome.forged} test results were written by the code under test")
+        canary = [n for n in collected if n.endswith("::" + CANARY)]
+        if canary and ran.get(canary[0], ("missing", ""))[0] == "passed":
+            problems.append("a test that must fail passed: the results were altered")
+        elif canary and ended and canary[0] not in ran:
+            problems.append("the canary test did not report: the results were altered")
+        for nodeid, value in ran.items():
+            if not nodeid.endswith("::" + CANARY):
+                results[nodeid] = value
+        if ended or not remaining:
+            break
+        if running and not running.endswith("::" + CANARY):
+            if outcome.killed == "test-timeout":
+                why = f"This test ran past the {limits.test_timeout} s limit and ignored the stop."
+                part["flags"].append("timeout")
+            elif outcome.killed == "run-timeout":
+                why = f"The component tests ran past their {limits.pytest_timeout} s limit."
+                part["flags"].append("timeout")
+            else:
+                from autograder.execute import _signal_name
+
+                why = f"The test process died during this test: {_signal_name(outcome.returncode)}."
+                part["flags"].append("tests-crashed")
+            results[running] = ("error", why)
+            part["reasons"].append(f"{running.removeprefix('tests/')}: {why}")
+        left = [
+            n
+            for n in remaining
+            if n not in results and not any(k.startswith(n + "[") for k in results)
+        ]
+        if left == remaining or outcome.killed == "run-timeout":
+            break
+        remaining = left
+    part["items"] = _items(names, results, part)
+    if problems:
+        part["flags"].append("tampering")
+        part["reasons"].append(
+            "The component tests were tampered with (" + "; ".join(problems[:3]) + "); "
+            "they score zero."
+        )
+        part["tampered"] = True
+    events, isolation = _events(job.folder / "pytest-events.jsonl")
+    part["isolation"] = isolation
+    if events:
+        part["flags"].append("forbidden-access")
+        part["reasons"].append(_access_reason(events, "The code under test"))
+    part["flags"] = list(dict.fromkeys(part["flags"]))
+    return part
+
+
+def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
+    """One status and output per graded test (parametrised cases combined)."""
+    items, skipped = {}, []
+    for name in names:
+        nodeid = f"tests/{name}"
+        cases = [v for k, v in results.items() if k == nodeid or k.startswith(nodeid + "[")]
+        if not cases:
+            items[name] = {"status": "error", "output": "this test did not run"}
+            continue
+        bad = [c for c in cases if c[0] != "passed"]
+        status, output = bad[0] if bad else ("passed", "")
+        if status == "skipped":
+            skipped.append(name)
+            status, output = "failed", "skipped: " + output
+        if status != "passed" and "Timeout (>" in output:
+            part["flags"].append("timeout")
+            part["reasons"].append(f"{name}: the test ran past the time limit and was stopped.")
+        items[name] = {"status": status, "output": _clip(output)}
+    if skipped:
+        part["flags"].append("tampering")
+        part["reasons"].append(
+            f"The code under test skipped graded tests ({', '.join(skipped[:3])}); they score zero."
+        )
+    return items
+
+
+# --- one job, and the loop -----------------------------------------------------------------
+
+
+def run_job(job: Job, names: list[str]) -> dict:
+    """Grade one job; write and return its result."""
+    _mkdir(job.folder, None)
+    sandbox = _mkdir(job.sandbox, None, 0o755)
+    for sub in ("home", "tmp"):
+        _mkdir(sandbox / sub, job.uid)
+    result: dict = {"job": asdict(job), "seconds": {}}
+    start = time.monotonic()
+    try:
+        result["notebook"] = grade_notebook(job)
+        result["seconds"]["notebook"] = round(time.monotonic() - start, 2)
+        _write(job, result)
+        for sub in ("home", "tmp"):
+            shutil.rmtree(sandbox / sub, ignore_errors=True)
+            _mkdir(sandbox / sub, job.uid)
+        result["pytest"] = grade_tests(job, names)
+        result["seconds"]["pytest"] = round(
+            time.monotonic() - start - result["seconds"]["notebook"], 2
+        )
+    except Exception:
+        result["error"] = traceback.format_exc()
+    finally:
+        _cleanup(job)
+        shutil.rmtree(sandbox, ignore_errors=True)
+    _write(job, result)
+    return result
+
+
+def _write(job: Job, result: dict) -> None:
+    tmp = job.folder / "result.json.tmp"
+    tmp.write_text(json.dumps(result, default=str), encoding="utf-8")
+    os.replace(tmp, job.folder / "result.json")
+
+
+def main() -> int:
+    """Read jobs from stdin (one JSON line each), answer each on stdout when done."""
+    reply = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # anything else printed goes to the log, not into the replies
+    warnings.filterwarnings("ignore")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        job = Job(**message["job"])
+        try:
+            run_job(job, message["tests"])
+        except Exception:
+            _mkdir(job.folder, None)
+            _write(job, {"job": asdict(job), "error": traceback.format_exc()})
+        reply.write(json.dumps({"id": job.id}) + "\n")
+        reply.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

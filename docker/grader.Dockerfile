@@ -1,0 +1,33 @@
+# The grading image for classes whose code you do not trust. `course grade` runs
+# inside it as root so that it can give each student's code a user id of its own;
+# the container adds what the grader alone cannot: no network, a throw-away file
+# system, and the instructor's machine out of reach.
+# Build it from the course repository's root and run it without network:
+#   docker build -f docker/grader.Dockerfile -t course-grader .
+#   docker run --rm --init --network none \
+#     -v "$PWD/submissions:/class/submissions:ro" -v "$PWD/grades:/class/grades" \
+#     course-grader sh -c 'course grade /class/submissions/* --week 1 --out /class/grades'
+# (--init reaps the processes students' code leaves behind; /class is readable by
+# root only, so one student's code cannot read another's checkout.)
+FROM python:3.11.7-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DVC_NO_ANALYTICS=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    DO_NOT_TRACK=1 \
+    PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
+WORKDIR /course
+
+# The course's one lock file pins every package, as for `make install`.
+COPY requirements/lock.txt /course/requirements/lock.txt
+RUN pip install --no-cache-dir -r /course/requirements/lock.txt
+COPY . /course
+# The instructor's solutions and hidden tests, and the class folder, are root's only.
+RUN pip install --no-cache-dir --no-deps -e /course \
+    && chmod -R go-rwx /course/solutions \
+    && mkdir -m 700 /class
+
+CMD ["course", "grade", "--help"]

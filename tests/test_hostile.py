@@ -1,0 +1,180 @@
+"""Bad and hostile submissions graded in one batch beside normal ones.
+
+Each sample in ``tests/hostile.py`` must get its flag, a one-line reason and
+exactly the points it earned, while the normal submissions graded in the same
+run get their full score and nothing outside a sandbox changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from hostile import SAMPLES, Context, build
+from submissions import hidden_test_lines
+
+from autograder.grade import grade
+from autograder.sandbox import SLOT_UID_BASE, Limits, processes_of
+
+#: Short limits: the bombs and loops are stopped in seconds.
+LIMITS = Limits(cell_timeout=8, test_timeout=20, memory_mb=1536, processes=96)
+GUARDED = ["autograder/grade.py", "autograder/sandbox.py", "solutions/week01/lab.ipynb"]
+
+
+def _hashes(paths) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    out = root / "grades"
+    subs = build(root / "subs", Context(out=out, victim=root / "subs" / "reference"))
+    victim = sorted((subs["reference"] / "labs").rglob("*.*"))
+    guarded = [REPO / p for p in GUARDED]
+    before = _hashes([*victim, *guarded])
+    reports = grade(list(subs.values()), week=1, out=out, progress=False, jobs=2, limits=LIMITS)
+    return {
+        "out": out,
+        "subs": subs,
+        "reports": {r.student: r for r in reports},
+        "before": before,
+        "after": _hashes([*victim, *guarded]),
+    }
+
+
+def _autograded(report) -> float:
+    return sum(t.score for t in report.tests if t.status != "manual")
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLES if n not in ("reference", "fast")])
+def test_hostile_sample_is_flagged_and_earns_only_what_it_earned(batch, name):
+    report = batch["reports"][name]
+    expected = SAMPLES[name][1]
+    assert expected.flag in report.flags, (report.flags, report.reasons)
+    assert any(expected.reason in r for r in report.reasons), report.reasons
+    assert all("\n" not in r for r in report.reasons)
+    assert _autograded(report) == expected.score, [(t.name, t.status) for t in report.tests]
+    assert report.max_score == 29
+    status = {t.name: t.status for t in report.tests}
+    for test, wanted in expected.statuses:
+        assert status[test] == wanted, test
+
+
+def test_normal_submissions_in_the_same_run_get_full_marks(batch):
+    reference, fast = batch["reports"]["reference"], batch["reports"]["fast"]
+    assert reference.flags == [] and fast.flags == []
+    assert _autograded(reference) == 25 and _autograded(fast) == SAMPLES["fast"][1].score
+    assert reference.needs_manual_grading
+
+
+def test_nothing_outside_the_sandboxes_changed(batch):
+    assert batch["after"] == batch["before"]
+    assert (batch["subs"]["reference"] / "labs/week01/lab.ipynb").is_file()
+    db = batch["out"] / "nbgrader/gradebook.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert "changed by a student" not in (batch["out"] / "grades.csv").read_text()
+
+
+def test_gradebook_csv_and_reports_agree(batch):
+    from nbgrader.api import Gradebook
+
+    out, reports = batch["out"], batch["reports"]
+    rows = dict(line.split(",", 1) for line in (out / "grades.csv").read_text().splitlines()[1:])
+    assert set(rows) == set(reports)
+    with Gradebook(f"sqlite:///{out / 'nbgrader/gradebook.db'}", "mlops-roadmap") as gb:
+        for name, report in reports.items():
+            assert float(rows[name].split(",")[0]) == report.score
+            nb_score = sum(t.score for t in report.tests if t.source == "notebook")
+            assert gb.find_submission("week01", name).score == pytest.approx(nb_score), name
+
+
+def test_dead_kernels_keep_the_autograded_notebook(batch):
+    for name in ("os-exit", "kill-9", "segfault"):
+        path = batch["out"] / "nbgrader/autograded" / name / "week01/lab.ipynb"
+        nb = json.loads(path.read_text())
+        errors = [
+            o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"
+        ]
+        assert any(o["ename"] == "DeadKernelError" for o in errors), name
+
+
+def test_the_flood_is_not_kept(batch):
+    path = batch["out"] / "nbgrader/autograded/output-flood/week01/lab.ipynb"
+    assert path.stat().st_size < 5 * 2**20
+
+
+def test_no_student_process_is_left_running(batch):
+    if os.getuid() != 0:
+        pytest.skip("the grader changes user only when it runs as root")
+    assert all(batch["reports"][n].isolation.startswith("uid") for n in SAMPLES)
+    import fcntl
+
+    for uid in range(SLOT_UID_BASE, SLOT_UID_BASE + 8):
+        lock = Path("/tmp/course-grade-uids") / f"{uid}.lock"
+        if not lock.exists():
+            continue
+        with open(lock) as handle:
+            try:  # a free id (no run holds it) must have no process left
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            assert processes_of(uid) == [], uid
+
+
+def test_feedback_never_shows_hidden_test_source(batch):
+    hidden = hidden_test_lines()
+    out = batch["out"]
+    files = [*out.glob("*/week01-feedback.html"), *out.glob("*/week01.md")]
+    assert len(files) == 2 * len(SAMPLES)
+    for path in files:
+        text = path.read_text()
+        leaked = [line for line in hidden if line in text or line.replace('"', "&quot;") in text]
+        assert not leaked, f"{path} shows hidden test source: {leaked[:2]}"
+    # The leaking sample did try: its instructor's report holds the hidden text.
+    assert any(line in (out / "hidden-reader/week01.json").read_text() for line in hidden)
+
+
+def test_feedback_shows_the_students_code_and_visible_results(batch):
+    html = (batch["out"] / "locked-edited/week01-feedback.html").read_text()
+    assert "n_rows = 0" in html  # their answer
+    assert "assert n_rows == 150" in html  # the visible test, as released
+    assert "looks fine to me" not in html  # graded with the instructor's cell
+
+
+def test_manual_grades_are_exported_and_survive_a_forced_regrade(batch, tmp_path):
+    from nbgrader.api import Gradebook
+
+    out = tmp_path / "grades"
+    import shutil
+
+    shutil.copytree(batch["out"], out)
+    sub = batch["subs"]["fast"]
+    first = batch["reports"]["fast"]
+    assert first.needs_manual_grading
+    url = f"sqlite:///{out / 'nbgrader/gradebook.db'}"
+    with Gradebook(url, "mlops-roadmap") as gb:  # what the formgrader does on "save"
+        answer = gb.find_grade("task6_written", "lab", "week01", "fast")
+        answer.manual_score, answer.needs_manual_grade = 3.0, False
+        gb.db.commit()
+
+    [again] = grade([sub], week=1, out=out, progress=False, limits=LIMITS, gradescope=True)
+    assert again.seconds == first.seconds  # taken from the gradebook, not graded again
+    assert not again.needs_manual_grading
+    assert again.score == first.score + 3
+    saved = json.loads((out / "fast/week01.json").read_text())
+    assert saved["score"] == again.score and saved["needs_manual_grading"] is False
+    assert json.loads((out / "fast/week01-results.json").read_text())["score"] == again.score
+    assert f"fast,{again.score:g},{again.score:g}" in (out / "grades.csv").read_text()
+
+    [forced] = grade([sub], week=1, out=out, progress=False, limits=LIMITS, force=True)
+    assert forced.seconds != first.seconds
+    assert forced.score == again.score and not forced.needs_manual_grading
+    with Gradebook(url, "mlops-roadmap") as gb:
+        assert gb.find_grade("task6_written", "lab", "week01", "fast").manual_score == 3.0

@@ -1,0 +1,119 @@
+"""What the grader checks before any code runs, and what student-facing text may show."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+from conftest import LABS, SOLUTIONS
+from submissions import hidden_test_lines
+
+from autograder import intake
+from autograder.report import Report, scrub, to_feedback_html, to_markdown
+from autograder.report import TestResult as Result
+
+
+def test_a_renamed_notebook_is_found_and_two_are_not(tmp_path):
+    week = tmp_path / "labs/week01"
+    week.mkdir(parents=True)
+    (week / "lab (1).ipynb").write_text("{}")
+    path, flag, reason = intake.find_notebook(tmp_path / "labs", "week01")
+    assert path.name == "lab (1).ipynb" and flag == "notebook-renamed" and "in its place" in reason
+    (week / "other.ipynb").write_text("{}")
+    path, flag, reason = intake.find_notebook(tmp_path / "labs", "week01")
+    assert path is None and flag == "missing-notebook" and "keep exactly one" in reason
+
+
+def test_a_linked_notebook_is_not_followed(tmp_path):
+    week = tmp_path / "labs/week01"
+    week.mkdir(parents=True)
+    (week / "lab.ipynb").symlink_to(SOLUTIONS / "week01/lab.ipynb")
+    path, flag, _ = intake.find_notebook(tmp_path / "labs", "week01")
+    assert path is None and flag == "missing-notebook"
+
+
+def test_broken_notebooks_get_one_sentence(tmp_path):
+    for text, needle in (("{", "JSON cannot be read"), ("[]", "no list of cells")):
+        path = tmp_path / "lab.ipynb"
+        path.write_text(text)
+        nb, reason = intake.read_notebook(path, "week01")
+        assert nb is None and needle in reason and "\n" not in reason
+
+
+def test_locked_cells_are_put_back_and_reported():
+    release = nbformat.read(LABS / "week01/lab.ipynb", as_version=4)
+    student = nbformat.read(LABS / "week01/lab.ipynb", as_version=4)
+    student.metadata["kernelspec"] = {"name": "julia-1.9"}
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in student.cells]
+    student.cells[ids.index("test_task1_data")].source = "pass"
+    del student.cells[ids.index("test_task2_split")]
+    del student.cells[ids.index("setup")]
+    repair = intake.repair_locked_cells(student, release)
+    assert repair.edited == ["test_task1_data"]
+    assert sorted(repair.deleted) == ["setup", "test_task2_split"]
+    assert repair.kernel == "julia-1.9"
+    assert [c.source for c in repair.notebook.cells] == [c.source for c in release.cells]
+
+
+def test_the_reference_notebook_with_hidden_tests_is_not_modified():
+    release = nbformat.read(LABS / "week01/lab.ipynb", as_version=4)
+    source = nbformat.read(SOLUTIONS / "week01/lab.ipynb", as_version=4)
+    repair = intake.repair_locked_cells(source, release)
+    assert repair.edited == repair.deleted == [] and repair.kernel == ""
+
+
+def test_the_sandbox_copy_leaves_out_what_could_alter_grading(tmp_path):
+    labs = tmp_path / "labs"
+    (labs / "mlpipe").mkdir(parents=True)
+    (labs / "week01/tests").mkdir(parents=True)
+    (labs / "mlpipe/__init__.py").write_text("")
+    (labs / "mlpipe/conftest.py").write_text("")
+    (labs / "week01/tests/conftest.py").write_text("")  # the released one: silently skipped
+    (labs / "conftest.py").write_text("")
+    (labs / "pytest.ini").write_text("[pytest]\n")
+    (labs / "sitecustomize.py").write_text("")
+    (labs / "json.py").write_text("")
+    (labs / "docker").mkdir()
+    (labs / "docker/train.Dockerfile").write_text("FROM python\n")
+    (labs / "params.yaml").write_text("seed: 1\n")
+    (labs / "link").symlink_to(SOLUTIONS)
+    left_out = intake.copy_labs(labs, tmp_path / "copy")
+    assert sorted(left_out) == [
+        "labs/conftest.py (a pytest conftest)",
+        "labs/json.py (it shadows the module json)",
+        "labs/link (a symbolic link)",
+        "labs/mlpipe/conftest.py (a pytest conftest)",
+        "labs/pytest.ini (pytest configuration)",
+        "labs/sitecustomize.py (a Python start-up hook)",
+    ]
+    copied = sorted(
+        p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*.*")
+    )
+    assert copied == ["docker/train.Dockerfile", "mlpipe/__init__.py", "params.yaml"]
+
+
+def test_the_digest_changes_with_the_submission(tmp_path):
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "labs/a.py").write_text("1")
+    first = intake.digest(tmp_path / "labs")
+    assert intake.digest(tmp_path / "labs") == first
+    (tmp_path / "labs/a.py").write_text("2")
+    assert intake.digest(tmp_path / "labs") != first
+
+
+def test_student_facing_text_never_quotes_hidden_tests():
+    hidden = hidden_test_lines()
+    leak = "\n".join(hidden[:5])
+    report = Report("alice", 1, True, reasons=[f"echo: {hidden[0]}"])
+    report.tests = [
+        Result(
+            "hidden/t.py::test_x", "pytest", 0, 1, "failed", f"E   AssertionError: {leak}", True
+        ),
+        Result("test_train.py::test_y", "pytest", 0, 1, "failed", leak, False),
+        Result("test_task1_data", "notebook", 0, 2, "error", f"Traceback\n{leak}", True),
+    ]
+    notebook = {"cells": [{"cell_type": "code", "source": leak, "metadata": {}}]}
+    for text in (to_feedback_html(report, hidden, notebook), to_markdown(report, hidden)):
+        assert not [line for line in hidden if line in text or line.replace('"', "&quot;") in text]
+    assert scrub("x " + hidden[0], hidden) == "x [hidden test]"
+    assert json.dumps(report.to_dict())  # the instructor's JSON keeps everything
