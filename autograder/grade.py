@@ -799,6 +799,7 @@ def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, hid
         hide=hide["hide"],
         protect_read=hide["read"],
         protect_write=hide["write"],
+        reference=str(source.root) if source.hidden_tests else None,
     )
 
 

@@ -67,6 +67,9 @@ class Job:
         hide: Folders hidden from the student's code.
         protect_read: Folders the student's code must not read.
         protect_write: Folders the student's code must not change.
+        reference: The instructor's solutions/ folder, whose files of the
+            other weeks replace the student's in the sandbox copy (week
+            isolation, :mod:`autograder.overlay`); None in a student template.
     """
 
     id: int
@@ -83,6 +86,7 @@ class Job:
     hide: list[str] = field(default_factory=list)
     protect_read: list[str] = field(default_factory=list)
     protect_write: list[str] = field(default_factory=list)
+    reference: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -103,6 +107,9 @@ def sandbox_env(sandbox: Path, labs: Path) -> dict[str, str]:
         "HOME": str(sandbox / "home"),
         "TMPDIR": str(sandbox / "tmp"),
         "LANG": "C.UTF-8",
+        # The slot's uid has no passwd entry; getpass.getuser() (DVC, MLflow) reads these.
+        "USER": "student",
+        "LOGNAME": "student",
         "PYTHONPATH": str(labs),
         "MLPIPE_HOME": str(sandbox / "home"),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -326,6 +333,15 @@ def _gradebook(db: Path, lab: str, student: str) -> tuple[dict, dict]:
     return grades, comments
 
 
+def _isolate_week(job: Job, labs: Path) -> None:
+    """Give the sandbox copy the reference files of the other weeks (see overlay)."""
+    from autograder.config import get_week
+    from autograder.overlay import use_reference_for_other_weeks
+
+    reference = Path(job.reference) if job.reference else None
+    use_reference_for_other_weeks(labs, get_week(job.lab), reference)
+
+
 def grade_notebook(job: Job) -> dict:
     """The notebook phase; see the module docstring."""
     import nbformat
@@ -371,6 +387,7 @@ def grade_notebook(job: Job) -> dict:
 
     sandbox_labs = job.sandbox / "labs"
     left_out = intake.copy_labs(labs, sandbox_labs)
+    _isolate_week(job, sandbox_labs)
     cwd = sandbox_labs / job.lab
     cwd.mkdir(parents=True, exist_ok=True)
     _give(sandbox_labs, job.uid)
@@ -533,6 +550,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
         return part
     plabs = job.sandbox / "plabs"
     left_out = intake.copy_labs(labs, plabs)
+    _isolate_week(job, plabs)
     _give(plabs, job.uid)
     part["left_out"] = left_out
     run = job.sandbox / "run"

@@ -44,6 +44,18 @@ def untouched(dest: Path) -> Path:
     return dest
 
 
+def only_week(dest: Path, week: int) -> Path:
+    """The released version with only week ``week`` done: its files and notebook from the
+    reference, every other week's stubs untouched (grading must isolate the weeks)."""
+    from autograder.config import get_week
+
+    untouched(dest)
+    done = get_week(week)
+    for rel in (*done.files, f"{done.lab}/lab.ipynb"):
+        shutil.copyfile(SOLUTIONS / rel, dest / "labs" / rel)
+    return dest
+
+
 def blank(dest: Path) -> Path:
     """Every answer cell emptied, the package untouched."""
     untouched(dest)
