@@ -472,20 +472,20 @@ def chown_tree(path: Path, uid: int) -> None:
 
 
 def processes_of(uid: int) -> list[int]:
-    """The ids of the processes whose real user id is ``uid``."""
+    """The ids of the live processes whose real user id is ``uid`` (zombies left out)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
-                for line in status:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) == uid:
-                            pids.append(int(entry))
-                        break
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
         except OSError:
-            pass
+            continue
+        state = fields.get("State", "").split()
+        owner = fields.get("Uid", "").split()
+        if owner and int(owner[0]) == uid and state and state[0] not in ("Z", "X"):
+            pids.append(int(entry))
     return pids
 
 
