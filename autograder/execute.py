@@ -35,7 +35,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Int, Unicode
 
-from autograder.sandbox import OUTPUT_LIMIT_MARKER
+from autograder.sandbox import OUTPUT_LIMIT_MARKER, describe_exit
 
 MAX_ERROR_TEXT = 4000
 _RESOURCE_ERRORS = {"MemoryError", "_ArrayMemoryError", "BlockingIOError"}
@@ -46,19 +46,6 @@ def _error(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(
         output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
     )
-
-
-def _signal_name(code: int | None) -> str:
-    import signal
-
-    if code is None:
-        return "it stopped answering"
-    if code < 0:
-        try:
-            return f"it was killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"it was killed by signal {-code}"
-    return f"it exited with code {code}"
 
 
 class GuardedExecute(Execute):
@@ -178,7 +165,7 @@ class GuardedExecute(Execute):
         try:
             self.execute_cell(cell, index, store_history=True)
         except DeadKernelError:
-            how = _signal_name(self._exit_code())
+            how = describe_exit(self._exit_code())
             cell.outputs.append(
                 _error("DeadKernelError", f"The kernel died while this cell ran: {how}.")
             )

@@ -512,6 +512,18 @@ def kill_user(uid: int, timeout: float = 5.0) -> int:
     return found
 
 
+def describe_exit(code: int | None) -> str:
+    """How a process ended, from its return code, as a phrase."""
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        try:
+            return f"it was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"it was killed by signal {-code}"
+    return f"it exited with code {code}"
+
+
 def kill_session(sid: int) -> None:
     """Kill every process of session ``sid`` (when the grader cannot change user)."""
     for entry in os.listdir("/proc"):

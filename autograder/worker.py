@@ -40,7 +40,7 @@ from pathlib import Path
 
 from autograder import intake
 from autograder.config import NO_TELEMETRY
-from autograder.sandbox import Limits, Spec, command, kill_session, kill_user
+from autograder.sandbox import Limits, Spec, command, describe_exit, kill_session, kill_user
 
 KERNEL_NAME = "course-grader"
 COURSE_ID = "mlops-roadmap"
@@ -342,26 +342,23 @@ def _isolate_week(job: Job, labs: Path) -> None:
     use_reference_for_other_weeks(labs, get_week(job.lab), reference)
 
 
-def grade_notebook(job: Job) -> dict:
-    """The notebook phase; see the module docstring."""
+def _checked_notebook(job: Job, labs: Path, part: dict):
+    """The submitted notebook with locked cells put back, or None; flags go into ``part``."""
     import nbformat
 
-    labs = Path(job.submission) / "labs"
-    part: dict = {"status": "not graded", "flags": [], "reasons": []}
     path, flag, reason = intake.find_notebook(labs, job.lab)
     if flag:
         part["flags"].append(flag)
         part["reasons"].append(reason)
     if path is None:
         part["status"] = "missing"
-        return part
+        return None
     submitted, why = intake.read_notebook(path, job.lab)
     if submitted is None:
         part.update(status="invalid", flags=[*part["flags"], "invalid-notebook"])
         part["reasons"].append(why)
-        return part
-    release = nbformat.read(job.release_notebook, as_version=4)
-    repair = intake.repair_locked_cells(submitted, release)
+        return None
+    repair = intake.repair_locked_cells(submitted, nbformat.read(job.release_notebook, 4))
     changed = [f"{g} edited" for g in repair.edited] + [f"{g} deleted" for g in repair.deleted]
     if changed:
         part["flags"].append("locked-cell-modified")
@@ -375,6 +372,12 @@ def grade_notebook(job: Job) -> dict:
             f"The notebook asked for the kernel '{repair.kernel}'; it was graded with the "
             "course's Python kernel."
         )
+    return repair.notebook
+
+
+def _private_course(job: Job, notebook) -> Path:
+    """An nbgrader course folder of the job's own: the template's gradebook, the submission."""
+    import nbformat
 
     course = job.folder / "nbgrader"
     (course / "source" / job.lab).mkdir(parents=True)
@@ -382,61 +385,67 @@ def grade_notebook(job: Job) -> dict:
     shutil.copyfile(Path(job.template) / "gradebook.db", course / "gradebook.db")
     target = course / "submitted" / job.student / job.lab / "lab.ipynb"
     target.parent.mkdir(parents=True)
-    nbformat.write(repair.notebook, target)
-    part["submitted"] = str(target)
+    nbformat.write(notebook, target)
+    return course
 
+
+def _sandboxed_kernel(job: Job, labs: Path, part: dict) -> Path:
+    """Copy the submission into the sandbox; return a kernel spec folder that starts it there."""
     sandbox_labs = job.sandbox / "labs"
-    left_out = intake.copy_labs(labs, sandbox_labs)
+    part["left_out"] = intake.copy_labs(labs, sandbox_labs)
     _isolate_week(job, sandbox_labs)
     cwd = sandbox_labs / job.lab
     cwd.mkdir(parents=True, exist_ok=True)
     _give(sandbox_labs, job.uid)
-    part["left_out"] = left_out
-    spec = _spec(
-        job,
-        "kernel",
-        sandbox_labs,
-        cwd,
-        events=str(job.folder / "kernel-events.jsonl"),
-        log=str(job.folder / "kernel.log"),
-    )
+    events, log = job.folder / "kernel-events.jsonl", job.folder / "kernel.log"
+    spec = _spec(job, "kernel", sandbox_labs, cwd, events=str(events), log=str(log))
     spec_path = spec.write(job.folder / "kernel-spec.json")
     kernels = job.folder / "jupyter"
     (kernels / "kernels" / KERNEL_NAME).mkdir(parents=True)
-    (kernels / "kernels" / KERNEL_NAME / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": command(spec_path, "-f", "{connection_file}"),
-                "display_name": "course grader",
-                "language": "python",
-                "interrupt_mode": "signal",
-            }
-        ),
-        encoding="utf-8",
-    )
+    kernel = {
+        "argv": command(spec_path, "-f", "{connection_file}"),
+        "display_name": "course grader",
+        "language": "python",
+        "interrupt_mode": "signal",
+    }
+    (kernels / "kernels" / KERNEL_NAME / "kernel.json").write_text(json.dumps(kernel))
+    return kernels
+
+
+def _failed(job: Job, part: dict, result: dict) -> dict:
+    """Report an autograde that nbgrader gave up on, with its own last words."""
+    log = (result.get("error") or result.get("log") or "").strip().splitlines()
+    kernel_log = job.folder / "kernel.log"
+    if kernel_log.is_file():
+        log += kernel_log.read_text(errors="replace").strip().splitlines()[-5:]
+    detail = ([line for line in log if line.strip()] or ["no details"])[-1][:300]
+    part.update(status="failed", flags=[*part["flags"], "autograde-failed"])
+    part["reasons"].append(f"nbgrader could not grade the notebook: {detail}")
+    part["detail"] = _clip("\n".join(log))
+    return part
+
+
+def grade_notebook(job: Job) -> dict:
+    """The notebook phase; see the module docstring."""
+    labs = Path(job.submission) / "labs"
+    part: dict = {"status": "not graded", "flags": [], "reasons": []}
+    notebook = _checked_notebook(job, labs, part)
+    if notebook is None:
+        return part
+    course = _private_course(job, notebook)
+    part["submitted"] = str(course / "submitted" / job.student / job.lab / "lab.ipynb")
+    kernels = _sandboxed_kernel(job, labs, part)
     findings_path = job.folder / "findings.json"
     try:
         result = _autograde(job, course, kernels, findings_path)
     finally:
         _cleanup(job)
     if not result.get("success"):
-        log = (result.get("error") or result.get("log") or "").strip().splitlines()
-        kernel_log = job.folder / "kernel.log"
-        tail = (
-            kernel_log.read_text(errors="replace").strip().splitlines()[-1:]
-            if kernel_log.is_file()
-            else []
-        )
-        detail = (tail or log or ["no details"])[-1][:300]
-        part.update(status="failed", flags=[*part["flags"], "autograde-failed"])
-        part["reasons"].append(f"nbgrader could not grade the notebook: {detail}")
-        part["detail"] = _clip("\n".join(log))
-        return part
+        return _failed(job, part, result)
     autograded = course / "autograded" / job.student / job.lab / "lab.ipynb"
     findings = json.loads(findings_path.read_text()) if findings_path.is_file() else {}
     flags, reasons = _notebook_reasons(findings, Limits(**job.limits))
-    events, isolation = _events(job.folder / "kernel-events.jsonl")
-    part["isolation"] = isolation
+    events, part["isolation"] = _events(job.folder / "kernel-events.jsonl")
     if events:
         flags.append("forbidden-access")
         reasons.append(_access_reason(events, "The notebook"))
@@ -537,10 +546,85 @@ def _outcomes(records: list[dict]) -> tuple[dict[str, tuple[str, str]], set[str]
     return outcomes, finished, running
 
 
-def grade_tests(job: Job, names: list[str]) -> dict:
-    """The pytest phase for the graded tests ``names``; see the module docstring."""
+def _pytest_sandbox(job: Job, labs: Path, part: dict) -> tuple[Path, Path, Path]:
+    """A fresh copy of the submission, the instructor's tests (read-only), a results folder."""
+    plabs = job.sandbox / "plabs"
+    part["left_out"] = intake.copy_labs(labs, plabs)
+    _isolate_week(job, plabs)
+    _give(plabs, job.uid)
+    run = _mkdir(job.sandbox / "run", None, 0o755)
+    _copy_tests(Path(job.tests), run / "tests")
+    _write_ini(run, plabs)
+    return plabs, run, _mkdir(job.sandbox / "out", job.uid)
+
+
+def _start_pytest(job: Job, attempt: int, nodeids: list[str], plabs: Path, run: Path, out: Path):
+    """Start one sandboxed pytest over ``nodeids``; return it and its results file and key."""
+    key, results = secrets.token_hex(16), out / f"results-{attempt}.jsonl"
+    args = [
+        *nodeids, "-q", "-c", str(run / "pytest.ini"), "--rootdir", str(run),
+        "--confcutdir", str(run / "tests"), "-p", "no:cacheprovider", "-p", "no:stepwise",
+        "-p", "pytest_timeout", f"--timeout={job.limits['test_timeout']}",
+    ]  # fmt: skip
+    spec = _spec(
+        job, "pytest", plabs, run, events=str(job.folder / "pytest-events.jsonl"),
+        log=str(job.folder / f"pytest-{attempt}.log"), key=key, results=str(results), args=args,
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        command(spec.write(job.folder / f"pytest-spec-{attempt}.json")),
+        cwd=run,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return proc, results, key
+
+
+def _read_run(run: _Run, nodeids: list[str], problems: list[str]) -> tuple[dict, bool, str | None]:
+    """Results of one pytest process; tampering it shows is added to ``problems``."""
     from autograder.pytest_guard import CANARY
 
+    ran, _finished, running = _outcomes(run.records)
+    ended = any(r["t"] == "end" for r in run.records)
+    collected = next((r["ids"] for r in run.records if r["t"] == "collected"), [])
+    for record in run.records:
+        if record["t"] == "tampering":
+            problems += [p for p in record["problems"] if p not in problems]
+        if record["t"] == "collect-error":
+            for nodeid in nodeids:
+                if nodeid.startswith(record["id"]) and nodeid not in ran:
+                    ran[nodeid] = ("error", _clip(record.get("text", "")))
+    if run.forged:
+        problems.append(f"{run.forged} test results were written by the code under test")
+    canary = [n for n in collected if n.endswith("::" + CANARY)]
+    if canary and ran.get(canary[0], ("missing", ""))[0] == "passed":
+        problems.append("a test that must fail passed: the results were altered")
+    elif canary and ended and canary[0] not in ran:
+        problems.append("the canary test did not report: the results were altered")
+    ran = {k: v for k, v in ran.items() if not k.endswith("::" + CANARY)}
+    running = None if running and running.endswith("::" + CANARY) else running
+    return ran, ended, running
+
+
+def _stopped(run: _Run, limits: Limits, part: dict) -> str:
+    """Why the test that was running when pytest stopped gets no points; flag it."""
+    if run.killed == "test-timeout":
+        part["flags"].append("timeout")
+        return f"This test ran past the {limits.test_timeout} s limit and ignored the stop."
+    if run.killed == "run-timeout":
+        part["flags"].append("timeout")
+        return f"The component tests ran past their {limits.pytest_timeout} s limit."
+    part["flags"].append("tests-crashed")
+    return f"The test process died during this test: {describe_exit(run.returncode)}."
+
+
+def grade_tests(job: Job, names: list[str]) -> dict:
+    """The pytest phase for the graded tests ``names``; see the module docstring.
+
+    When the test process dies or is stopped, the test it was running gets an
+    error and the tests that had not run yet run in a fresh process.
+    """
     limits = Limits(**job.limits)
     labs = Path(job.submission) / "labs"
     part: dict = {"status": "graded", "items": {}, "flags": [], "reasons": []}
@@ -548,84 +632,21 @@ def grade_tests(job: Job, names: list[str]) -> dict:
         part["status"] = "missing"
         part["reasons"].append("labs/mlpipe is missing from the submission.")
         return part
-    plabs = job.sandbox / "plabs"
-    left_out = intake.copy_labs(labs, plabs)
-    _isolate_week(job, plabs)
-    _give(plabs, job.uid)
-    part["left_out"] = left_out
-    run = job.sandbox / "run"
-    _mkdir(run, None, 0o755)
-    _copy_tests(Path(job.tests), run / "tests")
-    ini = _write_ini(run, plabs)
-    out = _mkdir(job.sandbox / "out", job.uid)
+    plabs, run, out = _pytest_sandbox(job, labs, part)
     remaining = [f"tests/{name}" for name in names]
     results: dict[str, tuple[str, str]] = {}
     problems: list[str] = []
     for attempt in range(MAX_ATTEMPTS):
-        key = secrets.token_hex(16)
-        spec = _spec(
-            job,
-            "pytest",
-            plabs,
-            run,
-            events=str(job.folder / "pytest-events.jsonl"),
-            log=str(job.folder / f"pytest-{attempt}.log"),
-            key=key,
-            results=str(out / f"results-{attempt}.jsonl"),
-            args=[
-                *remaining, "-q", "-c", str(ini), "--rootdir", str(run),
-                "--confcutdir", str(run / "tests"), "-p", "no:cacheprovider",
-                "-p", "no:stepwise", "-p", "pytest_timeout", f"--timeout={limits.test_timeout}",
-            ],
-        )  # fmt: skip
-        spec_path = spec.write(job.folder / f"pytest-spec-{attempt}.json")
-        proc = subprocess.Popen(
-            command(spec_path),
-            cwd=run,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        outcome = _watch(proc, out / f"results-{attempt}.jsonl", key, limits)
+        proc, path, key = _start_pytest(job, attempt, remaining, plabs, run, out)
+        outcome = _watch(proc, path, key, limits)
         _cleanup(job, proc.pid)
-        ran, finished, running = _outcomes(outcome.records)
-        ended = any(r["t"] == "end" for r in outcome.records)
-        collected = next((r["ids"] for r in outcome.records if r["t"] == "collected"), [])
-        for record in outcome.records:
-            if record["t"] == "tampering":
-                problems += [p for p in record["problems"] if p not in problems]
-            if record["t"] == "collect-error":
-                text = _clip(record.get("text", ""))
-                for nodeid in remaining:
-                    if nodeid.startswith(record["id"]) and nodeid not in ran:
-                        ran[nodeid] = ("error", text)
-        if outcome.forged:
-            problems.append(f"{outcome.forged} test results were written by the code under test")
-        canary = [n for n in collected if n.endswith("::" + CANARY)]
-        if canary and ran.get(canary[0], ("missing", ""))[0] == "passed":
-            problems.append("a test that must fail passed: the results were altered")
-        elif canary and ended and canary[0] not in ran:
-            problems.append("the canary test did not report: the results were altered")
-        for nodeid, value in ran.items():
-            if not nodeid.endswith("::" + CANARY):
-                results[nodeid] = value
+        ran, ended, running = _read_run(outcome, remaining, problems)
+        results.update(ran)
         if ended or not remaining:
             break
-        if running and not running.endswith("::" + CANARY):
-            if outcome.killed == "test-timeout":
-                why = f"This test ran past the {limits.test_timeout} s limit and ignored the stop."
-                part["flags"].append("timeout")
-            elif outcome.killed == "run-timeout":
-                why = f"The component tests ran past their {limits.pytest_timeout} s limit."
-                part["flags"].append("timeout")
-            else:
-                from autograder.execute import _signal_name
-
-                why = f"The test process died during this test: {_signal_name(outcome.returncode)}."
-                part["flags"].append("tests-crashed")
-            results[running] = ("error", why)
-            part["reasons"].append(f"{running.removeprefix('tests/')}: {why}")
+        if running:
+            results[running] = ("error", _stopped(outcome, limits, part))
+            part["reasons"].append(f"{running.removeprefix('tests/')}: {results[running][1]}")
         left = [
             n
             for n in remaining
@@ -642,8 +663,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
             "they score zero."
         )
         part["tampered"] = True
-    events, isolation = _events(job.folder / "pytest-events.jsonl")
-    part["isolation"] = isolation
+    events, part["isolation"] = _events(job.folder / "pytest-events.jsonl")
     if events:
         part["flags"].append("forbidden-access")
         part["reasons"].append(_access_reason(events, "The code under test"))

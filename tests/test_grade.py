@@ -19,7 +19,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("samples")
     subs = build_all(root / "subs")
     out = root / "grades"
-    reports = grade(list(subs.values()), week=1, out=out, cell_timeout=5, progress=False)
+    reports = grade(list(subs.values()), week=1, out=out, cell_timeout=12, progress=False)
     return out, {r.student: r for r in reports}
 
 

@@ -22,7 +22,7 @@ from autograder.grade import grade
 from autograder.sandbox import SLOT_UID_BASE, Limits, processes_of
 
 #: Short limits: the bombs and loops are stopped in seconds.
-LIMITS = Limits(cell_timeout=8, test_timeout=20, memory_mb=1536, processes=96)
+LIMITS = Limits(cell_timeout=12, test_timeout=20, memory_mb=1536, processes=96)
 GUARDED = ["autograder/grade.py", "autograder/sandbox.py", "solutions/week01/lab.ipynb"]
 
 
