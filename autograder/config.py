@@ -22,7 +22,7 @@ REFERENCE_DIR = "autograder/reference"
 #: Per-cell execution limit when grading a notebook, in seconds.
 CELL_TIMEOUT = 30
 #: Limit for one pytest run over a week's component tests, in seconds.
-PYTEST_TIMEOUT = 300
+PYTEST_TIMEOUT = 600
 #: Per-test limit inside that run, in seconds.
 TEST_TIMEOUT = 60
 

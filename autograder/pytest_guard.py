@@ -228,8 +228,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config, items) -> Non
     if items:
         canary = pytest.Function.from_parent(items[-1].parent, name=CANARY, callobj=_canary)
         items.append(canary)
-    _emit(t="collected", ids=[item.nodeid for item in items])
+    _emit(t="collected", ids=[item.nodeid for item in items], timeouts=_own_timeouts(items))
     _report_problems(config)
+
+
+def _own_timeouts(items) -> dict[str, float]:
+    """Per-test limits the instructor set with ``@pytest.mark.timeout(n)`` (pytest-timeout)."""
+    timeouts = {}
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        seconds = (
+            marker.args[0] if marker and marker.args else (marker and marker.kwargs.get("timeout"))
+        )
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            timeouts[item.nodeid] = float(seconds)
+    return timeouts
 
 
 def pytest_collectreport(report) -> None:

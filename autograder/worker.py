@@ -504,14 +504,16 @@ def _watch(proc: subprocess.Popen, results: Path, key: str, limits: Limits) -> _
     while proc.poll() is None:
         time.sleep(0.2)
         records, _ = read_results(results, key)
-        running = {}
+        running, own = {}, {}
         for record in records:
-            if record["t"] == "start":
+            if record["t"] == "collected":
+                own = record.get("timeouts") or {}
+            elif record["t"] == "start":
                 running[record["id"]] = record["time"]
             elif record["t"] == "finish":
                 running.pop(record["id"], None)
         now = time.time()
-        if any(now - t > limits.test_timeout + 5 for t in running.values()):
+        if any(now - t > per_test_limit(n, own, limits) + 5 for n, t in running.items()):
             killed = "test-timeout"
         elif time.monotonic() - started > limits.pytest_timeout:
             killed = "run-timeout"
@@ -522,6 +524,17 @@ def _watch(proc: subprocess.Popen, results: Path, key: str, limits: Limits) -> _
             break
     records, forged = read_results(results, key)
     return _Run(records, forged, proc.returncode, killed)
+
+
+def per_test_limit(nodeid: str, own: dict, limits: Limits) -> float:
+    """Seconds ``nodeid`` may run: its own ``timeout`` mark if the instructor set one.
+
+    The mark is capped by the whole run's limit.
+    """
+    seconds = own.get(nodeid, limits.test_timeout)
+    if not isinstance(seconds, (int, float)):
+        return limits.test_timeout
+    return min(float(seconds), float(limits.pytest_timeout))
 
 
 def _outcomes(records: list[dict]) -> tuple[dict[str, tuple[str, str]], set[str], str | None]:
@@ -611,7 +624,10 @@ def _stopped(run: _Run, limits: Limits, part: dict) -> str:
     """Why the test that was running when pytest stopped gets no points; flag it."""
     if run.killed == "test-timeout":
         part["flags"].append("timeout")
-        return f"This test ran past the {limits.test_timeout} s limit and ignored the stop."
+        own = next((r.get("timeouts") or {} for r in run.records if r["t"] == "collected"), {})
+        running = next((r["id"] for r in reversed(run.records) if r["t"] == "start"), "")
+        seconds = per_test_limit(running, own, limits)
+        return f"This test ran past the {seconds:g} s limit and ignored the stop."
     if run.killed == "run-timeout":
         part["flags"].append("timeout")
         return f"The component tests ran past their {limits.pytest_timeout} s limit."

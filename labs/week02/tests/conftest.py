@@ -30,6 +30,9 @@ PIPELINE_FILES = ("mlpipe", "dvc.yaml", "params.yaml", "data/schema.json")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line(
+        "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
+    )
 
 
 def tool_env() -> dict[str, str]:

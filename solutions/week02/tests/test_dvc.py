@@ -12,6 +12,9 @@ import shutil
 import pytest
 from conftest import run, stages_run
 
+#: Each test builds a real git + DVC repository and runs the pipeline: slow on a busy machine.
+pytestmark = pytest.mark.timeout(150)
+
 
 @pytest.mark.points(2)
 def test_repro_builds_model_metrics_and_lineage(repo):

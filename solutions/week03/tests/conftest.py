@@ -33,6 +33,9 @@ MODEL = "iris-classifier"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line(
+        "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
+    )
 
 
 def iris_frame() -> pd.DataFrame:

@@ -66,6 +66,7 @@ def test_thresholds_come_from_params(clean_df, vparams, reference):
 
 
 @pytest.mark.points(2)
+@pytest.mark.timeout(150)  # a real git + DVC repository; slow on a busy machine
 def test_bad_raw_data_stops_dvc_before_training(repo):
     raw = repo / "data/raw/iris.csv"
     lines = raw.read_text().splitlines()
@@ -80,6 +81,7 @@ def test_bad_raw_data_stops_dvc_before_training(repo):
 
 
 @pytest.mark.points(2)
+@pytest.mark.timeout(150)  # a real git + DVC repository; slow on a busy machine
 def test_previous_data_version_reproduces_the_previous_model(repo):
     v1 = model_fingerprint(repo)
     run("git", "add", "-A", cwd=repo)
@@ -98,6 +100,7 @@ def test_previous_data_version_reproduces_the_previous_model(repo):
 
 
 @pytest.mark.points(1)
+@pytest.mark.timeout(150)  # a real git + DVC repository; slow on a busy machine
 def test_params_typo_and_unparsable_data_are_one_sentence(repo):
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("max_drift:", "max_drfit:"))

@@ -74,6 +74,9 @@ def test_tune_logs_the_model_in_the_best_trial_only(tuned):
 
 
 @pytest.mark.points(2)
+@pytest.mark.timeout(
+    180
+)  # starting a real server and four trials over HTTP; slow on a busy machine
 def test_tune_against_a_real_mlflow_server(tmp_path, mlflow_server):
     write_project(tmp_path / "project")
     proc = run_tune(tmp_path / "project", tracking_uri=mlflow_server)
