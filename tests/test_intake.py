@@ -144,4 +144,5 @@ def test_the_guard_reads_timeout_marks_from_the_tests(tmp_path):
 
     args = ["-q", "--collect-only", "-p", "pytest_timeout", "-p", "no:cacheprovider"]
     assert pytest.main([*args, str(tmp_path)], plugins=[Keep()]) == 0
-    assert _own_timeouts(collected) == {"test_marks.py::test_slow": 150.0}
+    own = {nodeid.rsplit("/", 1)[-1]: s for nodeid, s in _own_timeouts(collected).items()}
+    assert own == {"test_marks.py::test_slow": 150.0}
