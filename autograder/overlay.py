@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from autograder.config import LITTER, WEEKS, Week
+from autograder.config import WEEKS, Week
 
 
 def foreign_files(week: Week) -> list[str]:
@@ -46,14 +46,3 @@ def use_reference_for_other_weeks(labs: Path, week: Week, solutions: Path | None
             shutil.copyfile(reference, target)
             replaced.append(rel)
     return replaced
-
-
-def week_labs(labs: Path, week: Week, solutions: Path | None, dest: Path) -> Path:
-    """Copy ``labs`` into ``dest`` with the other weeks' files taken from ``solutions``.
-
-    Returns:
-        ``dest``, to be used as the graded labs/ folder.
-    """
-    shutil.copytree(labs, dest, symlinks=False, ignore=shutil.ignore_patterns(*LITTER))
-    use_reference_for_other_weeks(dest, week, solutions)
-    return dest

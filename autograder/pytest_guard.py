@@ -237,9 +237,9 @@ def _own_timeouts(items) -> dict[str, float]:
     timeouts = {}
     for item in items:
         marker = item.get_closest_marker("timeout")
-        seconds = (
-            marker.args[0] if marker and marker.args else (marker and marker.kwargs.get("timeout"))
-        )
+        if marker is None:
+            continue
+        seconds = marker.args[0] if marker.args else marker.kwargs.get("timeout")
         if isinstance(seconds, (int, float)) and seconds > 0:
             timeouts[item.nodeid] = float(seconds)
     return timeouts

@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import intake
-from autograder.config import NO_TELEMETRY
+from autograder.config import NO_TELEMETRY, get_week
+from autograder.overlay import use_reference_for_other_weeks
 from autograder.sandbox import Limits, Spec, command, describe_exit, kill_session, kill_user
 
 KERNEL_NAME = "course-grader"
@@ -335,9 +336,6 @@ def _gradebook(db: Path, lab: str, student: str) -> tuple[dict, dict]:
 
 def _isolate_week(job: Job, labs: Path) -> None:
     """Give the sandbox copy the reference files of the other weeks (see overlay)."""
-    from autograder.config import get_week
-    from autograder.overlay import use_reference_for_other_weeks
-
     reference = Path(job.reference) if job.reference else None
     use_reference_for_other_weeks(labs, get_week(job.lab), reference)
 
@@ -504,11 +502,9 @@ def _watch(proc: subprocess.Popen, results: Path, key: str, limits: Limits) -> _
     while proc.poll() is None:
         time.sleep(0.2)
         records, _ = read_results(results, key)
-        running, own = {}, {}
+        own, running = own_timeouts(records), {}
         for record in records:
-            if record["t"] == "collected":
-                own = record.get("timeouts") or {}
-            elif record["t"] == "start":
+            if record["t"] == "start":
                 running[record["id"]] = record["time"]
             elif record["t"] == "finish":
                 running.pop(record["id"], None)
@@ -526,15 +522,17 @@ def _watch(proc: subprocess.Popen, results: Path, key: str, limits: Limits) -> _
     return _Run(records, forged, proc.returncode, killed)
 
 
-def per_test_limit(nodeid: str, own: dict, limits: Limits) -> float:
+def own_timeouts(records: list[dict]) -> dict[str, float]:
+    """The instructor's per-test ``timeout`` marks, as the guard reported them at collection."""
+    return next((r.get("timeouts") or {} for r in records if r["t"] == "collected"), {})
+
+
+def per_test_limit(nodeid: str, own: dict[str, float], limits: Limits) -> float:
     """Seconds ``nodeid`` may run: its own ``timeout`` mark if the instructor set one.
 
     The mark is capped by the whole run's limit.
     """
-    seconds = own.get(nodeid, limits.test_timeout)
-    if not isinstance(seconds, (int, float)):
-        return limits.test_timeout
-    return min(float(seconds), float(limits.pytest_timeout))
+    return min(float(own.get(nodeid, limits.test_timeout)), float(limits.pytest_timeout))
 
 
 def _outcomes(records: list[dict]) -> tuple[dict[str, tuple[str, str]], set[str], str | None]:
@@ -624,9 +622,8 @@ def _stopped(run: _Run, limits: Limits, part: dict) -> str:
     """Why the test that was running when pytest stopped gets no points; flag it."""
     if run.killed == "test-timeout":
         part["flags"].append("timeout")
-        own = next((r.get("timeouts") or {} for r in run.records if r["t"] == "collected"), {})
         running = next((r["id"] for r in reversed(run.records) if r["t"] == "start"), "")
-        seconds = per_test_limit(running, own, limits)
+        seconds = per_test_limit(running, own_timeouts(run.records), limits)
         return f"This test ran past the {seconds:g} s limit and ignored the stop."
     if run.killed == "run-timeout":
         part["flags"].append("timeout")

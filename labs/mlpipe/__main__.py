@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from mlpipe.config import (
     ParamsError,
@@ -27,6 +26,7 @@ from mlpipe.config import (
     load_train_params,
     models_dir,
 )
+from mlpipe.files import write_json
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -98,8 +98,7 @@ def _run_validate(args: argparse.Namespace) -> int:
     for check in result.checks:
         print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.message}")
     if args.report:
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+        write_json(args.report, result.to_dict())
     validate.require_valid(result)
     print(f"{args.data} passed all {len(result.checks)} checks")
     return 0

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlpipe.config import PrepareParams
-from mlpipe.train import FEATURES, TARGET, fingerprint
+from mlpipe.files import write_json, write_text_atomic
+from mlpipe.train import FEATURES, METADATA_FILE, TARGET, fingerprint
 
 #: Column names of the raw file, mapped to the pipeline's names.
 RAW_COLUMNS = {
@@ -62,8 +61,7 @@ def write_raw(path: str | Path, per_class: int | None = None) -> Path:
         df = df.groupby(TARGET, sort=False).head(per_class)
     raw = df.rename(columns={new: old for old, new in RAW_COLUMNS.items()})
     raw["class"] = "Iris-" + raw["class"]
-    _atomic_write_text(Path(path), raw.to_csv(index=False, lineterminator="\n"))
-    return Path(path)
+    return write_text_atomic(path, raw.to_csv(index=False, lineterminator="\n"))
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -167,23 +165,8 @@ def attach_lineage(model_dir: str | Path, info: dict[str, Any]) -> dict[str, Any
     Returns:
         The updated metadata.
     """
-    from mlpipe.train import METADATA_FILE
-
     path = Path(model_dir) / METADATA_FILE
     metadata = json.loads(path.read_text(encoding="utf-8"))
     metadata["data"] = info
-    _atomic_write_text(path, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    write_json(path, metadata)
     return metadata
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -7,13 +7,13 @@ metrics DVC tracks are those of data the model never saw.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlpipe import train
+from mlpipe.files import write_json
 
 
 def evaluate_saved(model_dir: str | Path, df: pd.DataFrame) -> dict[str, Any]:
@@ -35,7 +35,4 @@ def evaluate_saved(model_dir: str | Path, df: pd.DataFrame) -> dict[str, Any]:
 
 def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
     """Write metrics as the JSON file DVC reads (``dvc metrics show``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    return write_json(path, metrics)

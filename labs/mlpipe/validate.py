@@ -33,6 +33,8 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from mlpipe.config import ValidateParams
+from mlpipe.data import DataError
+from mlpipe.files import write_json
 from mlpipe.train import FEATURES, TARGET
 
 #: Every check, in the order they run.
@@ -214,13 +216,26 @@ def require_valid(result: ValidationResult) -> None:
 
 
 def read_schema(path: str | Path) -> dict[str, Any]:
-    """Read a reference schema written by :func:`write_schema`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a reference schema written by :func:`write_schema`.
+
+    Raises:
+        DataError: When the file is missing or not a schema, in one sentence.
+    """
+    path = Path(path)
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"Reference schema '{path}' does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"Reference schema '{path}' cannot be read as JSON ({err}).") from None
+    if not isinstance(schema, dict) or not {"columns", "types", "stats"} <= schema.keys():
+        raise DataError(
+            f"Reference schema '{path}' lacks 'columns', 'types' or 'stats'; "
+            "write it with `python -m mlpipe schema`."
+        )
+    return schema
 
 
 def write_schema(df: pd.DataFrame, path: str | Path) -> Path:
     """Write the schema of ``df`` (see :func:`infer_schema`) as JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(infer_schema(df), indent=2, sort_keys=True) + "\n", "utf-8")
-    return path
+    return write_json(path, infer_schema(df))
