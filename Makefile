@@ -11,6 +11,10 @@ WEEK ?= 1
 # JupyterLab's port and extra options, e.g. make lab LAB_PORT=8890 LAB_ARGS=--no-browser
 LAB_PORT ?= 8888
 LAB_ARGS ?=
+# Extra options of a benchmark, e.g. make bench-serve BENCH_ARGS="--duration 30"
+BENCH_ARGS ?=
+# apt-get needs root; anyone else goes through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Telemetry of every tool stays off.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -18,7 +22,8 @@ export DO_NOT_TRACK := 1
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
-.PHONY: help install demo test test-slow lint format lab check release release-check lock clean
+.PHONY: help install demo test test-slow lint format lab check release release-check lock clean \
+	bench-grade bench-serve
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +67,14 @@ release: $(STAMP) ## regenerate labs/ from solutions/ (instructors)
 
 release-check: $(STAMP) ## fail when labs/ is stale
 	$(BIN)/course release --check
+
+bench-grade: $(STAMP) ## grading benchmark: raw nbgrader vs course grade on 40 submissions
+	$(BIN)/python benchmarks/grade_class.py $(BENCH_ARGS)
+
+bench-serve: $(STAMP) ## serving benchmark: mlpipe.serve vs mlflow models serve (installs wrk)
+	command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
+	$(BIN)/python benchmarks/serve.py $(BENCH_ARGS)
 
 lock: ## re-pin requirements/lock.txt from requirements/requirements.in
 	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \
