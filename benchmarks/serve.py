@@ -425,6 +425,64 @@ def report(args, loads, batches, floor, ready) -> None:
     )
 
 
+def commands(app: Target, ref: Target) -> dict[Target, list[str]]:
+    """How each server starts: one worker, loopback, the champion from the registry."""
+    return {
+        app: [
+            str(BIN / "python"), "-m", "uvicorn", "mlpipe.serve:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(app.port), "--workers", "1",
+        ],
+        ref: [
+            str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
+            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(ref.port),
+            "--workers", "1",
+        ],
+    }  # fmt: skip
+
+
+def start_servers(
+    stack: contextlib.ExitStack, tmp: Path, env: dict[str, str]
+) -> tuple[list[Target], dict[str, float]]:
+    """Start both servers together and wait until each is ready.
+
+    Returns:
+        The targets, and the seconds each took to become ready.
+    """
+    app = AppTarget("mlpipe.serve", free_port(), "/ready", "/predict", "/predict/batch")
+    ref = MlflowTarget("mlflow models serve", free_port(), "/ping", "/invocations", "/invocations")
+    started = {}
+    for target, cmd in commands(app, ref).items():
+        log = tmp / f"server-{target.port}.log"
+        started[target] = (stack.enter_context(running(cmd, env, log)), log)
+    ready = {t.label: wait_ready(t, proc, log) for t, (proc, log) in started.items()}
+    return [app, ref], ready
+
+
+def sample_rows() -> tuple[list[dict[str, float]], dict[str, float], list[dict[str, float]]]:
+    """The rows to check, the row wrk sends, and the 1,000-row batch (Iris rows, seeded)."""
+    from mlpipe import train
+
+    features = train.load_data()[train.FEATURES]
+    check = [features.iloc[i].to_dict() for i in CHECK_ROWS]
+    batch = features.sample(BATCH_ROWS, replace=True, random_state=0).to_dict(orient="records")
+    return check, features.iloc[LOAD_ROW].to_dict(), batch
+
+
+def measure(
+    target: Target, model: Any, tmp: Path, args: argparse.Namespace
+) -> tuple[Load, tuple[float, float | None]]:
+    """Check the answers, then time single rows under wrk and the 1,000-row batch."""
+    import pandas as pd
+
+    check, one, batch = sample_rows()
+    expected = [str(label) for label in model.predict(pd.DataFrame(check))]
+    check_predictions(target, check, expected)
+    lua = write_lua(tmp / f"{target.port}.lua", target.one_body(one))
+    wrk(target, lua, args, args.warmup)
+    load = wrk(target, lua, args, args.duration)
+    return load, time_batch(target, target.batch_body(batch), args.repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default: 1)")
@@ -440,50 +498,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         uri, model = register_model(tmp)
-        env = server_env(tmp, uri)
-        app = AppTarget("mlpipe.serve", free_port(), "/ready", "/predict", "/predict/batch")
-        ref = MlflowTarget(
-            "mlflow models serve", free_port(), "/ping", "/invocations", "/invocations"
-        )
-        commands = {
-            app: [
-                str(BIN / "python"), "-m", "uvicorn", "mlpipe.serve:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(app.port), "--workers", "1",
-            ],
-            ref: [
-                str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
-                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(ref.port),
-                "--workers", "1",
-            ],
-        }  # fmt: skip
-        procs = {}
-        for target, cmd in commands.items():
-            log = tmp / f"{target.port}.log"
-            procs[target] = (stack.enter_context(running(cmd, env, log)), log)
-        ready = {t.label: wait_ready(t, proc, log) for t, (proc, log) in procs.items()}
-
-        from mlpipe import train
-
-        df = train.load_data()
-        features = df[train.FEATURES]
-        rows = [features.iloc[i].to_dict() for i in CHECK_ROWS]
-        expected = [str(label) for label in model.predict(features.iloc[list(CHECK_ROWS)])]
-        big = features.sample(BATCH_ROWS, replace=True, random_state=0)
-        big_rows = big.to_dict(orient="records")
-        one = features.iloc[LOAD_ROW].to_dict()
-
+        targets, ready = start_servers(stack, tmp, server_env(tmp, uri))
         loads, batches = {}, {}
-        for target in commands:
-            check_predictions(target, rows, expected)
-            lua = write_lua(tmp / f"{target.port}.lua", target.one_body(one))
-            wrk(target, lua, args, args.warmup)
-            loads[target.label] = wrk(target, lua, args, args.duration)
-            batches[target.label] = time_batch(target, target.batch_body(big_rows), args.repeats)
-        trip, own = batches[app.label]
+        for target in targets:
+            loads[target.label], batches[target.label] = measure(target, model, tmp, args)
+        trip, own = batches[targets[0].label]
         if own is None:
             own = log_latency_ms(tmp / "inference.jsonl", BATCH_ROWS)
-        batches[app.label] = (trip, own)
-        floor = floor_ms(model, one, args.calls)
+        batches[targets[0].label] = (trip, own)
+        floor = floor_ms(model, sample_rows()[1], args.calls)
     report(args, loads, batches, floor, ready)
 
 
