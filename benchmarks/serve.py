@@ -60,8 +60,8 @@ BATCH_ROWS = 1000
 GOAL_SPEEDUP = 4.0
 GOAL_P99_MS = 20.0
 GOAL_BATCH_MS = 50.0
-#: Response headers that may carry the app's own time for a request, in ms or s.
-TIME_HEADERS = ("x-process-time-ms", "x-process-time", "x-response-time", "server-timing")
+#: The app's Prometheus histogram of request durations (see ``mlpipe.serve.Metrics``).
+DURATION = "mlpipe_http_request_duration_seconds"
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class Target:
     ready_path: str
     one_path: str
     batch_path: str
+    metrics_path: str | None = None
 
     def one_body(self, row: dict[str, float]) -> bytes:
         raise NotImplementedError
@@ -313,23 +314,37 @@ def wrk(target: Target, lua: Path, args: argparse.Namespace, seconds: float) -> 
     return load
 
 
-def server_ms(headers: dict[str, str]) -> float | None:
-    """The app's own time for a request, from a timing header, in ms (``None`` if absent)."""
-    for name in TIME_HEADERS:
-        if name in headers:
-            match = re.search(r"(?:dur=)?([\d.]+)", headers[name])
-            if match:
-                value = float(match.group(1))
-                return value if name.endswith("-ms") or "dur=" in headers[name] else value * 1e3
-    return None
+def histogram_total(target: Target) -> tuple[float, float] | None:
+    """Sum (s) and count of the app's request-duration histogram for the batch path.
+
+    Returns:
+        ``None`` when the server has no Prometheus metrics.
+    """
+    if target.metrics_path is None:
+        return None
+    status, _, data = request(target.port, "GET", target.metrics_path)
+    if status != 200:
+        return None
+    found = {}
+    pattern = rf'^{DURATION}_(sum|count)\{{endpoint="{re.escape(target.batch_path)}"\}} (\S+)$'
+    for match in re.finditer(pattern, data.decode(), re.M):
+        found[match.group(1)] = float(match.group(2))
+    return (found["sum"], found["count"]) if len(found) == 2 else None
 
 
 def time_batch(target: Target, body: bytes, repeats: int) -> tuple[float, float | None]:
-    """Median round trip (ms) of a batch on one kept-alive connection, and median server time."""
+    """Time a batch on one kept-alive connection, after two warm-up requests.
+
+    Returns:
+        The median round trip and the median server time (from the app's
+        request-duration histogram, read before and after each request; ``None``
+        without one), in ms.
+    """
     conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
     trips, server = [], []
     try:
-        for i in range(repeats + 2):  # two warm-up requests
+        for i in range(repeats + 2):
+            before = histogram_total(target)
             start = time.perf_counter()
             conn.request("POST", target.batch_path, body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
@@ -337,29 +352,32 @@ def time_batch(target: Target, body: bytes, repeats: int) -> tuple[float, float 
             elapsed = (time.perf_counter() - start) * 1e3
             if resp.status != 200:
                 sys.exit(f"{target.label} batch answered {resp.status}.")
-            if i >= 2:
-                trips.append(elapsed)
-                own = server_ms({k.lower(): v for k, v in resp.getheaders()})
-                if own is not None:
-                    server.append(own)
+            after = histogram_total(target)
+            if i < 2:
+                continue
+            trips.append(elapsed)
+            if before and after and after[1] - before[1] == 1:
+                server.append((after[0] - before[0]) * 1e3)
     finally:
         conn.close()
     return statistics.median(trips), statistics.median(server) if server else None
 
 
-def log_latency_ms(log: Path, rows: int) -> float | None:
-    """Median ``latency_ms`` the app's inference log recorded for requests of ``rows`` rows."""
+def handler_ms(log: Path, rows: int) -> float | None:
+    """Median ``latency_ms`` of the inference log's requests of ``rows`` rows (``None`` if none).
+
+    The app writes one line per prediction, all lines of a request sharing its
+    ``request_id`` and ``latency_ms`` (the handler's time, after the body was parsed).
+    """
     if not log.exists():
         return None
-    values = []
+    counts: dict[str, int] = {}
+    latency: dict[str, float] = {}
     for line in log.read_text().splitlines():
-        with contextlib.suppress(ValueError, AttributeError):
-            record = json.loads(line)
-            count = record.get("n_rows", record.get("rows"))
-            if isinstance(count, list):
-                count = len(count)
-            if count == rows and "latency_ms" in record:
-                values.append(float(record["latency_ms"]))
+        record = json.loads(line)
+        counts[record["request_id"]] = counts.get(record["request_id"], 0) + 1
+        latency[record["request_id"]] = float(record["latency_ms"])
+    values = [latency[rid] for rid, count in counts.items() if count == rows]
     return statistics.median(values) if values else None
 
 
@@ -381,46 +399,54 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(args, loads, batches, floor, ready) -> None:
+def report(
+    args: argparse.Namespace,
+    loads: dict[str, Load],
+    batches: dict[str, tuple[float, float | None]],
+    handler: float | None,
+    floor: float,
+    ready: dict[str, float],
+) -> None:
     """Print the table, the goals and the machine."""
     app, ref = loads["mlpipe.serve"], loads["mlflow models serve"]
-    load1 = os.getloadavg()
+    load = os.getloadavg()
     print(f"machine: {machine()}")
-    print(f"load average after the run: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    print(f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-        f"(after {args.warmup:g} s warm-up), single-row POSTs on loopback, one worker each"
+        f"(after a {args.warmup:g} s warm-up), one-row POSTs on loopback, one worker each"
     )
     print()
-    print(f"{'':22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'batch rt ms':>13}{'ready s':>9}")
-    for label, load in loads.items():
-        trip, _ = batches[label]
+    head = f"{'':21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+    print(f"{head}{'batch round trip':>18}{'server':>8}{'ready s':>9}")
+    for label, one in loads.items():
+        trip, own = batches[label]
+        own_txt = f"{own:8.1f}" if own is not None else f"{'-':>8}"
         print(
-            f"{label:22}{load.rps:10.0f}{load.p50_ms:9.2f}{load.p99_ms:9.2f}"
-            f"{trip:13.1f}{ready[label]:9.1f}"
+            f"{label:21}{one.rps:8.0f}{one.p50_ms:8.2f}{one.p99_ms:8.2f}"
+            f"{trip:15.1f} ms{own_txt}{ready[label]:9.1f}"
         )
-    _, own = batches["mlpipe.serve"]
-    own_txt = f"{own:.1f} ms" if own is not None else "not reported"
-    print(f"mlpipe.serve server time of a {BATCH_ROWS}-row batch: {own_txt}")
-    print(f"floor: in-process model.predict of one row: {floor:.3f} ms (median of {args.calls})")
+    if handler is not None:
+        print(
+            f"mlpipe.serve handler time of the batch (inference log latency_ms): {handler:.1f} ms"
+        )
+    print(f"floor: in-process model.predict of one row (a one-row DataFrame): {floor:.3f} ms")
     print()
     speedup = app.rps / ref.rps
-    batch = own if own is not None else batches["mlpipe.serve"][0]
-    batch_kind = "server time" if own is not None else "round trip"
+    trip, own = batches["mlpipe.serve"]
+    batch, kind = (own, "server time") if own is not None else (trip, "round trip")
+    goals = [
+        ("throughput vs mlflow models serve", f"{speedup:.2f}x", f">= {GOAL_SPEEDUP:g}x",
+         speedup >= GOAL_SPEEDUP),
+        (f"p99 at -c{args.connections}", f"{app.p99_ms:.2f} ms", f"< {GOAL_P99_MS:g} ms",
+         app.p99_ms < GOAL_P99_MS),
+        (f"{BATCH_ROWS}-row batch ({kind})", f"{batch:.1f} ms", f"< {GOAL_BATCH_MS:g} ms",
+         batch < GOAL_BATCH_MS),
+    ]  # fmt: skip
+    for name, value, goal, ok in goals:
+        print(f"{name + ':':36}{value:>10}  (goal {goal:>8})  {_verdict(ok)}")
     print(
-        f"throughput vs mlflow models serve: {speedup:5.2f}x  (goal >= {GOAL_SPEEDUP:g}x)  "
-        f"{_verdict(speedup >= GOAL_SPEEDUP)}"
-    )
-    print(
-        f"p99 at -c{args.connections}:                    {app.p99_ms:5.2f} ms "
-        f"(goal < {GOAL_P99_MS:g} ms)  {_verdict(app.p99_ms < GOAL_P99_MS)}"
-    )
-    print(
-        f"{BATCH_ROWS}-row batch ({batch_kind}):        {batch:5.1f} ms "
-        f"(goal < {GOAL_BATCH_MS:g} ms)  {_verdict(batch < GOAL_BATCH_MS)}"
-    )
-    print(
-        f"p50 over the floor: {app.p50_ms / floor:.0f}x for mlpipe.serve, "
+        f"p50 / floor: {app.p50_ms / floor:.0f}x for mlpipe.serve, "
         f"{ref.p50_ms / floor:.0f}x for mlflow models serve"
     )
 
@@ -448,7 +474,7 @@ def start_servers(
     Returns:
         The targets, and the seconds each took to become ready.
     """
-    app = AppTarget("mlpipe.serve", free_port(), "/ready", "/predict", "/predict/batch")
+    app = AppTarget("mlpipe.serve", free_port(), "/ready", "/predict", "/predict/batch", "/metrics")
     ref = MlflowTarget("mlflow models serve", free_port(), "/ping", "/invocations", "/invocations")
     started = {}
     for target, cmd in commands(app, ref).items():
@@ -502,12 +528,9 @@ def main() -> None:
         loads, batches = {}, {}
         for target in targets:
             loads[target.label], batches[target.label] = measure(target, model, tmp, args)
-        trip, own = batches[targets[0].label]
-        if own is None:
-            own = log_latency_ms(tmp / "inference.jsonl", BATCH_ROWS)
-        batches[targets[0].label] = (trip, own)
+        handler = handler_ms(tmp / "inference.jsonl", BATCH_ROWS)
         floor = floor_ms(model, sample_rows()[1], args.calls)
-    report(args, loads, batches, floor, ready)
+    report(args, loads, batches, handler, floor, ready)
 
 
 if __name__ == "__main__":
