@@ -9,13 +9,15 @@ with the alias ``champion``. Then, on loopback and with one worker each:
 
 The same wrk run (same threads, connections and duration, after a warm-up)
 hits each server with single-row requests and reports requests per second and
-the p50 and p99 latency. A 1,000-row batch is timed on both (median round trip,
-and the app's own server time when it reports one), and the in-process
-``model.predict`` of one row is the floor. Both servers answer a few known rows
+the p50 and p99 latency. A 1,000-row batch is timed on both: the median round
+trip, and for the app its server time (read from its Prometheus request-duration
+histogram around each request) and its handler time (the inference log's
+``latency_ms``). The in-process ``model.predict`` of one row, as a NumPy row and
+as a DataFrame, is the floor. Both servers must answer a few known rows
 correctly before anything is timed.
 
     .venv/bin/python benchmarks/serve.py                 # -t1 -c8 -d10s
-    .venv/bin/python benchmarks/serve.py --duration 30   # a steadier figure
+    .venv/bin/python benchmarks/serve.py --rounds 3      # alternate, keep the median
     make bench-serve                                     # installs wrk first
 
 Goals: at least 4x the requests per second of ``mlflow models serve``; p99
@@ -41,7 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,7 +238,7 @@ def wait_ready(target: Target, proc: subprocess.Popen, log: Path, timeout: float
 def labels_of(payload: Any) -> list[str]:
     """The predicted labels in either server's answer, as strings."""
     if isinstance(payload, dict):
-        for key in ("predictions", "prediction", "label", "species", "results", "rows"):
+        for key in ("predictions", "prediction"):
             if key in payload:
                 return labels_of(payload[key])
         raise ValueError(f"no prediction in {payload!r}")
@@ -381,18 +384,32 @@ def handler_ms(log: Path, rows: int) -> float | None:
     return statistics.median(values) if values else None
 
 
-def floor_ms(model: Any, row: dict[str, float], calls: int) -> float:
-    """Median in-process ``model.predict`` time of one row (a one-row DataFrame), in ms."""
-    import pandas as pd
-
-    frame = pd.DataFrame([row])
-    model.predict(frame)
+def _median_ms(call: Callable[[], Any], calls: int) -> float:
+    call()
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        model.predict(frame)
+        call()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def floor_ms(model: Any, row: dict[str, float], calls: int) -> tuple[float, float]:
+    """Median in-process ``model.predict`` time of one row, in ms.
+
+    Returns:
+        The time for a NumPy row (the features in order, as ``mlpipe.serve``
+        predicts) and for a one-row DataFrame (as MLflow's pyfunc does).
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame([row])
+    matrix = np.array([list(row.values())])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no feature names: expected
+        array = _median_ms(lambda: model.predict(matrix), calls)
+    return array, _median_ms(lambda: model.predict(frame), calls)
 
 
 def _verdict(ok: bool) -> str:
@@ -404,7 +421,7 @@ def report(
     loads: dict[str, Load],
     batches: dict[str, tuple[float, float | None]],
     handler: float | None,
-    floor: float,
+    floor: tuple[float, float],
     ready: dict[str, float],
 ) -> None:
     """Print the table, the goals and the machine."""
@@ -416,6 +433,8 @@ def report(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
         f"(after a {args.warmup:g} s warm-up), one-row POSTs on loopback, one worker each"
     )
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds, alternating servers; each row is its round of median req/s")
     print()
     head = f"{'':21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
     print(f"{head}{'batch round trip':>18}{'server':>8}{'ready s':>9}")
@@ -430,7 +449,10 @@ def report(
         print(
             f"mlpipe.serve handler time of the batch (inference log latency_ms): {handler:.1f} ms"
         )
-    print(f"floor: in-process model.predict of one row (a one-row DataFrame): {floor:.3f} ms")
+    print(
+        f"floor, in-process model.predict of one row: {floor[0]:.3f} ms as a NumPy row (the app's)"
+    )
+    print(f"{'':43}{floor[1]:.3f} ms as a DataFrame (pyfunc's)")
     print()
     speedup = app.rps / ref.rps
     trip, own = batches["mlpipe.serve"]
@@ -446,8 +468,8 @@ def report(
     for name, value, goal, ok in goals:
         print(f"{name + ':':36}{value:>10}  (goal {goal:>8})  {_verdict(ok)}")
     print(
-        f"p50 / floor: {app.p50_ms / floor:.0f}x for mlpipe.serve, "
-        f"{ref.p50_ms / floor:.0f}x for mlflow models serve"
+        f"p50 / floor: {app.p50_ms / floor[0]:.0f}x for mlpipe.serve (NumPy row), "
+        f"{ref.p50_ms / floor[1]:.0f}x for mlflow (DataFrame)"
     )
 
 
@@ -494,19 +516,28 @@ def sample_rows() -> tuple[list[dict[str, float]], dict[str, float], list[dict[s
     return check, features.iloc[LOAD_ROW].to_dict(), batch
 
 
-def measure(
-    target: Target, model: Any, tmp: Path, args: argparse.Namespace
-) -> tuple[Load, tuple[float, float | None]]:
-    """Check the answers, then time single rows under wrk and the 1,000-row batch."""
+def check(targets: list[Target], model: Any) -> None:
+    """Exit unless every server predicts what the in-process model predicts."""
     import pandas as pd
 
-    check, one, batch = sample_rows()
-    expected = [str(label) for label in model.predict(pd.DataFrame(check))]
-    check_predictions(target, check, expected)
-    lua = write_lua(tmp / f"{target.port}.lua", target.one_body(one))
-    wrk(target, lua, args, args.warmup)
-    load = wrk(target, lua, args, args.duration)
-    return load, time_batch(target, target.batch_body(batch), args.repeats)
+    rows = sample_rows()[0]
+    expected = [str(label) for label in model.predict(pd.DataFrame(rows))]
+    for target in targets:
+        check_predictions(target, rows, expected)
+
+
+def measure_load(targets: list[Target], tmp: Path, args: argparse.Namespace) -> dict[str, Load]:
+    """wrk on each server in turn, ``--rounds`` times; per server the round of median req/s."""
+    one = sample_rows()[1]
+    scripts = {t: write_lua(tmp / f"{t.port}.lua", t.one_body(one)) for t in targets}
+    rounds: dict[str, list[Load]] = {t.label: [] for t in targets}
+    for _ in range(args.rounds):
+        for target in targets:
+            wrk(target, scripts[target], args, args.warmup)
+            rounds[target.label].append(wrk(target, scripts[target], args, args.duration))
+    return {
+        label: sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for label, runs in rounds.items()
+    }
 
 
 def main() -> None:
@@ -514,6 +545,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default: 1)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default: 8)")
     parser.add_argument("--duration", type=float, default=10, help="seconds per run (default: 10)")
+    parser.add_argument("--rounds", type=int, default=1, help="wrk runs per server (default: 1)")
     parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds (default: 2)")
     parser.add_argument("--repeats", type=int, default=20, help="timed batches (default: 20)")
     parser.add_argument("--calls", type=int, default=1000, help="floor predicts (default: 1000)")
@@ -525,9 +557,10 @@ def main() -> None:
         tmp = Path(tmp)
         uri, model = register_model(tmp)
         targets, ready = start_servers(stack, tmp, server_env(tmp, uri))
-        loads, batches = {}, {}
-        for target in targets:
-            loads[target.label], batches[target.label] = measure(target, model, tmp, args)
+        check(targets, model)
+        loads = measure_load(targets, tmp, args)
+        batch = sample_rows()[2]
+        batches = {t.label: time_batch(t, t.batch_body(batch), args.repeats) for t in targets}
         handler = handler_ms(tmp / "inference.jsonl", BATCH_ROWS)
         floor = floor_ms(model, sample_rows()[1], args.calls)
     report(args, loads, batches, handler, floor, ready)
