@@ -196,6 +196,7 @@ def _registered_model():
 def _run_score(args: argparse.Namespace) -> int:
     from mlpipe import export
 
+    export.read_csv(args.data)  # a bad file fails before the model is loaded
     ref, model = _registered_model()
     rows = export.score_csv(model, ref.columns, args.data, args.out)
     print(f"scored {rows} rows with {ref.name} version {ref.version} into {args.out}")
@@ -205,8 +206,9 @@ def _run_score(args: argparse.Namespace) -> int:
 def _run_export_onnx(args: argparse.Namespace) -> int:
     from mlpipe import export
 
+    df = export.read_csv(args.data)  # a bad file fails before the model is loaded
     ref, model = _registered_model()
-    X = export.feature_matrix(export.read_csv(args.data), ref.columns)
+    X = export.feature_matrix(df, ref.columns)
     parity = export.export_onnx(model, X, args.out)
     print(f"{ref.name} version {ref.version} exported to {args.out}")
     print(f"  parity on {parity.rows} rows: max probability difference {parity.max_proba_diff:.2g}")

@@ -182,13 +182,22 @@ def check_parity(
     ### END SOLUTION
 
 
-def export_onnx(model: Any, X: np.ndarray, out: str | Path) -> Parity:
+def export_onnx(
+    model: Any, X: np.ndarray, out: str | Path, onnx_bytes: bytes | None = None
+) -> Parity:
     """Convert ``model`` to ONNX, check parity on ``X`` and write the file only if it passes.
+
+    Args:
+        model: The fitted scikit-learn model.
+        X: Rows to check parity on, columns in signature order.
+        out: The ``.onnx`` file to write.
+        onnx_bytes: An ONNX conversion made already (default: :func:`to_onnx`).
 
     Raises:
         ServeError: When the ONNX model disagrees with scikit-learn (nothing is written).
     """
-    onnx_bytes = to_onnx(model, X.shape[1])
+    if onnx_bytes is None:
+        onnx_bytes = to_onnx(model, X.shape[1])
     parity = check_parity(model, onnx_bytes, X)
     if not parity.passed:
         raise ServeError(

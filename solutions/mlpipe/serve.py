@@ -545,9 +545,14 @@ class ServeState:
         """
         model = self.require_model()
         matrix = np.array([[row[c] for c in self.columns] for row in rows], dtype=self.dtype)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            labels = model.predict(matrix)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", UserWarning)
+                labels = model.predict(matrix)
+        except (ValueError, OverflowError) as err:  # e.g. finite values too large once scaled
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"The model cannot score this input: {err}"
+            ) from None
         return [str(label) for label in labels]
 
     def close(self) -> None:
@@ -564,6 +569,7 @@ StateDep = Annotated[ServeState, Depends(get_state)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "The body or the batch is too large."},
+    422: {"description": "The input does not match the model's schema, or cannot be scored."},
     503: {"description": "The model is not loaded yet."},
 }
 

@@ -265,3 +265,21 @@ def tool(name: str) -> str:
     found = str(beside_python) if beside_python.exists() else shutil.which(name)
     assert found, f"{name} is not installed: run `make install`"
     return found
+
+
+def compose_schema_errors(compose: object) -> list[str]:
+    """Where a parsed compose file breaks the Compose specification's JSON schema.
+
+    The schema is the one check-jsonschema ships (``--builtin-schema vendor.compose-spec``),
+    checked in-process, which is much faster than starting the command.
+    """
+    import check_jsonschema
+    import jsonschema
+
+    path = Path(check_jsonschema.__file__).parent / "builtin_schemas/vendor/compose-spec.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]

@@ -1,14 +1,13 @@
 """Visible component tests of week 5: ``mlpipe.serve``, in-process and under real uvicorn."""
 
-import os
-import subprocess
-import sys
-
 import httpx
 import pytest
-from conftest import MODEL, PIPELINE_DIR, SETOSA, VIRGINICA, make_settings, read_log
+from conftest import MODEL, SETOSA, VIRGINICA, make_settings, read_log
 
 from mlpipe import serve
+
+#: Fixtures start MLflow stores and servers; the first test to use one waits for it.
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.mark.points(1)
@@ -130,23 +129,13 @@ def test_real_uvicorn_serves_predictions_over_loopback(server):
 
 
 @pytest.mark.points(1)
-@pytest.mark.timeout(120)
-def test_cli_refuses_an_unknown_model_in_one_sentence(registry, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLPIPE_SERVE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PIPELINE_DIR), env.get("PYTHONPATH")]))
-    env.update(
-        MLPIPE_SERVE_TRACKING_URI=f"sqlite:///{registry / 'mlflow.db'}",
-        MLPIPE_SERVE_MODEL_NAME="no-such-model",
-        MLPIPE_SERVE_INFERENCE_LOG=str(tmp_path / "log.jsonl"),
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlpipe", "serve", "--port", "9"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "no-such-model" in proc.stderr and "Traceback" not in proc.stderr
+def test_cli_refuses_an_unknown_model_in_one_sentence(registry, tmp_path, monkeypatch, capsys):
+    from mlpipe.__main__ import main
+
+    monkeypatch.setenv("MLPIPE_SERVE_TRACKING_URI", f"sqlite:///{registry / 'mlflow.db'}")
+    monkeypatch.setenv("MLPIPE_SERVE_MODEL_NAME", "no-such-model")
+    monkeypatch.setenv("MLPIPE_SERVE_INFERENCE_LOG", str(tmp_path / "log.jsonl"))
+    assert main(["serve", "--port", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-model" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
