@@ -84,6 +84,17 @@ WEEKS: dict[int, Week] = {
         "Experiment tracking and the model registry with MLflow and Optuna",
         files=("mlpipe/track.py",),
     ),
+    5: Week(
+        5,
+        "05-serving",
+        "Deployment and serving: a FastAPI app for the registered model",
+        files=(
+            "mlpipe/serve.py",
+            "mlpipe/export.py",
+            "docker/serve.Dockerfile",
+            "compose.yaml",
+        ),
+    ),
 }
 
 

@@ -4,6 +4,7 @@ The stages, in the order ``dvc.yaml`` runs them::
 
     fetch -> prepare -> validate -> train -> evaluate      (weeks 1 and 2)
     tune                                                     (week 3)
+    serve, score, export-onnx                                (week 5)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -71,6 +72,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     tune = stage("tune", "Optuna search tracked in MLflow; register the best as challenger")
     tune.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+
+    # Week 5: the model comes from the registry by alias (MLPIPE_SERVE_* variables).
+    serve = stages.add_parser("serve", help="serve the registered model over HTTP (FastAPI)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    score = stages.add_parser("score", help="score a CSV file with the registered model")
+    score.add_argument("--data", default="data/processed/iris.csv", help="CSV to score")
+    score.add_argument("--out", default="predictions.csv", help="CSV with a prediction column")
+    onnx = stages.add_parser("export-onnx", help="export the registered model to ONNX (parity)")
+    onnx.add_argument("--data", default="data/processed/iris.csv", help="rows for the parity")
+    onnx.add_argument("--out", default="models/model.onnx", help="ONNX file to write")
     return parser
 
 
@@ -167,6 +179,42 @@ def _run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    from mlpipe import serve
+
+    serve.run(args.host, args.port)
+    return 0
+
+
+def _registered_model():
+    from mlpipe import serve
+
+    ref = serve.resolve_model(serve.load_settings())
+    return ref, serve.load_model(ref)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from mlpipe import export
+
+    export.read_csv(args.data)  # a bad file fails before the model is loaded
+    ref, model = _registered_model()
+    rows = export.score_csv(model, ref.columns, args.data, args.out)
+    print(f"scored {rows} rows with {ref.name} version {ref.version} into {args.out}")
+    return 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    from mlpipe import export
+
+    df = export.read_csv(args.data)  # a bad file fails before the model is loaded
+    ref, model = _registered_model()
+    X = export.feature_matrix(df, ref.columns)
+    parity = export.export_onnx(model, X, args.out)
+    print(f"{ref.name} version {ref.version} exported to {args.out}")
+    print(f"  parity on {parity.rows} rows: max probability difference {parity.max_proba_diff:.2g}")
+    return 0
+
+
 STAGES = {
     "fetch": _run_fetch,
     "prepare": _run_prepare,
@@ -175,6 +223,9 @@ STAGES = {
     "evaluate": _run_evaluate,
     "schema": _run_schema,
     "tune": _run_tune,
+    "serve": _run_serve,
+    "score": _run_score,
+    "export-onnx": _run_export_onnx,
 }
 
 
@@ -185,6 +236,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.data", "DataError"),
         ("mlpipe.validate", "ValidationError"),
         ("mlpipe.track", "TrackingError"),
+        ("mlpipe.serve", "ServeError"),
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

@@ -1,0 +1,12 @@
+# Week 5: the serving image. It runs the same app as `python -m mlpipe serve` on a
+# laptop: uvicorn with the app factory, the model pulled from the MLflow registry
+# by alias at start-up (MLPIPE_SERVE_* variables; see compose.yaml).
+# Build it from the repository root (there is no Docker engine on the course
+# machines; the tests lint this file and run its command outside Docker):
+#   docker build -f labs/docker/serve.Dockerfile -t mlpipe-serve .
+#   docker run --rm -p 8000:8000 -e MLPIPE_SERVE_TRACKING_URI=http://mlflow:5000 mlpipe-serve
+
+# labs for your own code; the instructor builds the reference with solutions.
+ARG PIPELINE_DIR=labs
+
+# YOUR CODE HERE

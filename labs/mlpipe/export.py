@@ -1,0 +1,175 @@
+"""Week 5: batch scoring of a CSV file and ONNX export with a parity check.
+
+* :func:`score_frame` / :func:`score_csv` score many rows at once, offline: the
+  same model as the API, checked against the same columns, written atomically;
+* :func:`to_onnx` converts the scikit-learn pipeline to ONNX (float32 input of
+  the signature's columns), :func:`check_parity` runs the ONNX graph with
+  onnxruntime and compares it with scikit-learn's predictions on the same rows.
+
+The model comes from the registry as for serving (:func:`mlpipe.serve.resolve_model`
+and :func:`mlpipe.serve.load_model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpipe.files import write_text_atomic
+from mlpipe.serve import ServeError
+
+#: Column the predictions are written to.
+PREDICTION = "prediction"
+#: Largest difference allowed between ONNX and scikit-learn probabilities (float32).
+PROBA_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How an ONNX model compares with its scikit-learn original.
+
+    Attributes:
+        rows: Rows compared.
+        label_mismatches: Rows whose predicted label differs.
+        max_proba_diff: Largest absolute difference of a class probability.
+        passed: No label differs and every probability is within the tolerance.
+    """
+
+    rows: int
+    label_mismatches: int
+    max_proba_diff: float
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as a JSON-ready dict."""
+        return asdict(self)
+
+
+def feature_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The rows of ``df`` as a float matrix with ``columns`` in order.
+
+    Raises:
+        ServeError: When a column is missing, or a value is not a finite number
+            (the message names the column and the first bad row).
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.export.feature_matrix")
+
+
+def score_frame(model: Any, df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Score every row of ``df``.
+
+    Returns:
+        A copy of ``df`` with the predicted label in the column ``prediction``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.export.score_frame")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV file to score.
+
+    Raises:
+        ServeError: When the file is missing, empty or not CSV.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ServeError(f"The file to score, {path}, does not exist.")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ServeError(f"{path} is not a readable CSV file ({err}).") from None
+    if df.empty:
+        raise ServeError(f"{path} has no rows to score.")
+    return df
+
+
+def score_csv(model: Any, columns: list[str], data: str | Path, out: str | Path) -> int:
+    """Score a CSV file into another one, written atomically (never half-written).
+
+    Returns:
+        The number of rows scored.
+    """
+    scored = score_frame(model, read_csv(data), columns)
+    write_text_atomic(out, scored.to_csv(index=False, lineterminator="\n"))
+    return len(scored)
+
+
+def to_onnx(model: Any, n_features: int) -> bytes:
+    """Convert a fitted scikit-learn classifier to ONNX.
+
+    The graph takes one float32 tensor ``input`` of shape ``[N, n_features]``
+    and returns ``label`` and ``probabilities`` (a plain tensor, no ZipMap).
+
+    Returns:
+        The serialised ONNX model.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.export.to_onnx")
+
+
+def onnx_predict(onnx_bytes: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run an ONNX classifier with onnxruntime.
+
+    Returns:
+        ``(labels, probabilities)``.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    labels, probabilities = session.run(None, {name: X.astype(np.float32)})
+    return np.asarray(labels), np.asarray(probabilities)
+
+
+def check_parity(
+    model: Any, onnx_bytes: bytes, X: np.ndarray, tolerance: float = PROBA_TOLERANCE
+) -> Parity:
+    """Compare the ONNX model's predictions with scikit-learn's on the rows ``X``.
+
+    Args:
+        model: The scikit-learn original.
+        onnx_bytes: Its ONNX conversion.
+        X: Rows to compare on, columns in signature order.
+        tolerance: Largest allowed difference of a probability.
+
+    Returns:
+        The :class:`Parity`.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.export.check_parity")
+
+
+def export_onnx(
+    model: Any, X: np.ndarray, out: str | Path, onnx_bytes: bytes | None = None
+) -> Parity:
+    """Convert ``model`` to ONNX, check parity on ``X`` and write the file only if it passes.
+
+    Args:
+        model: The fitted scikit-learn model.
+        X: Rows to check parity on, columns in signature order.
+        out: The ``.onnx`` file to write.
+        onnx_bytes: An ONNX conversion made already (default: :func:`to_onnx`).
+
+    Raises:
+        ServeError: When the ONNX model disagrees with scikit-learn (nothing is written).
+    """
+    if onnx_bytes is None:
+        onnx_bytes = to_onnx(model, X.shape[1])
+    parity = check_parity(model, onnx_bytes, X)
+    if not parity.passed:
+        raise ServeError(
+            f"The ONNX model disagrees with scikit-learn on {parity.label_mismatches} of "
+            f"{parity.rows} rows (largest probability difference {parity.max_proba_diff:.2g}); "
+            "nothing was written."
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(onnx_bytes)
+    tmp.replace(out)
+    return parity

@@ -1,0 +1,639 @@
+"""Week 5: serve the registered model over HTTP with FastAPI.
+
+:func:`create_app` builds one app from one :class:`Settings` object::
+
+    resolve_model (sync) -> row_schema -> app with routes -> load_model (background)
+
+* ``GET /health`` answers at once; ``GET /ready`` is 503 until the model is loaded;
+* ``GET /metadata`` names the model, its version and alias, and the input schema;
+* ``POST /predict`` scores one row, ``POST /predict/batch`` many (``{"rows": [...]}``);
+  the input is validated against the model's signature: a 422 names the bad field,
+  a batch over ``max_batch`` rows is a 413, so is a body over ``max_body_bytes``;
+* every prediction is one JSON line of the inference log (week 6 reads it), written
+  with one ``os.write`` on an ``O_APPEND`` descriptor, so a line is never half-written;
+* ``GET /metrics`` exposes request counts, latencies and prediction counts to Prometheus.
+
+The model comes from the MLflow registry by alias (``champion`` by default). A model
+or alias that does not exist, or a store that cannot be reached, stops the start-up
+with one sentence (:class:`ServeError`). Run it with::
+
+    python -m mlpipe serve --port 8000
+    uvicorn mlpipe.serve:create_app --factory --host 127.0.0.1 --port 8000
+"""
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlpipe.config import project_dir
+
+logger = logging.getLogger("mlpipe.serve")
+
+#: Where the inference log goes, inside the project folder.
+LOG_FILE = Path("logs") / "inference.jsonl"
+#: Paths that get their own label in the request metrics; anything else is ``other``.
+ENDPOINTS = ("/health", "/ready", "/metadata", "/predict", "/predict/batch", "/metrics")
+#: Python types of the MLflow signature's column types.
+COLUMN_TYPES: dict[str, type] = {
+    "double": float,
+    "float": float,
+    "long": int,
+    "integer": int,
+    "boolean": bool,
+    "string": str,
+}
+#: Latency buckets of the request histogram, in seconds (the budget is 20 ms).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class ServeError(RuntimeError):
+    """A serving problem the user can fix; the message is one sentence."""
+
+
+class Settings(BaseSettings):
+    """Everything the app is configured with; each field is also ``MLPIPE_SERVE_<FIELD>``.
+
+    Attributes:
+        model_name: The registered model to serve.
+        model_alias: Its alias to serve (week 4's gates move ``champion``).
+        tracking_uri: The MLflow store; ``None`` follows week 3's rules
+            (``MLFLOW_TRACKING_URI``, else ``<project>/mlflow.db``).
+        max_batch: Most rows one ``/predict/batch`` request may hold.
+        max_body_bytes: Largest request body accepted, in bytes.
+        inference_log: The JSON-lines file every prediction is appended to.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLPIPE_SERVE_", protected_namespaces=())
+
+    model_name: str = "iris-classifier"
+    model_alias: str = "champion"
+    tracking_uri: str | None = None
+    max_batch: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    inference_log: Path = Field(default_factory=lambda: project_dir() / LOG_FILE)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read :class:`Settings` from the environment, in one sentence when a value is bad.
+
+    Raises:
+        ServeError: When an ``MLPIPE_SERVE_*`` variable has a value of the wrong kind.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        raise ServeError(
+            f"MLPIPE_SERVE_{name.upper()} is not valid: {first['msg'].lower()}."
+        ) from None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model version an alias pointed to at start-up.
+
+    Attributes:
+        name: Registered model name.
+        alias: The alias it was resolved from.
+        version: The version the alias pointed to.
+        run_id: The run that logged it.
+        download_uri: Where its artifacts are.
+        tracking_uri: The store it came from.
+        features: ``(column, MLflow type)`` pairs of the input signature, in order.
+    """
+
+    name: str
+    alias: str
+    version: str
+    run_id: str | None
+    download_uri: str
+    tracking_uri: str
+    features: tuple[tuple[str, str], ...]
+
+    @property
+    def columns(self) -> list[str]:
+        """The input column names, in the order the model expects them."""
+        return [name for name, _ in self.features]
+
+
+def default_tracking_uri() -> str:
+    """Week 3's store: ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
+    from mlpipe import track
+    from mlpipe.config import TrackParams
+
+    return track.tracking_uri(TrackParams())
+
+
+def _check_store(uri: str) -> None:
+    """Refuse a store that is not there before MLflow creates an empty one."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise ServeError(
+                f"The tracking store {uri} does not exist; register a model first (week 3) "
+                "or set MLPIPE_SERVE_TRACKING_URI."
+            )
+    elif uri.startswith(("http://", "https://")):
+        from mlpipe import track
+
+        try:
+            track.check_reachable(uri)
+        except track.TrackingError as err:
+            raise ServeError(str(err)) from None
+
+
+def _signature_features(download_uri: str, tracking_uri: str) -> tuple[tuple[str, str], ...]:
+    """The ``(column, type)`` pairs of a logged model's input signature."""
+    import mlflow
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-serve-") as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=download_uri.rstrip("/") + "/MLmodel",
+            tracking_uri=tracking_uri,
+            dst_path=tmp,
+        )
+        signature = Model.load(path).signature
+    inputs = signature.inputs if signature is not None else None
+    if inputs is None or not inputs.has_input_names():
+        raise ServeError(f"The model at {download_uri} has no named input signature; log one.")
+    return tuple((col.name, col.type.name) for col in inputs.inputs)
+
+
+def resolve_model(settings: Settings) -> ModelRef:
+    """Find, synchronously, the model version that ``settings.model_alias`` points to.
+
+    The signature's columns come from the version's ``MLmodel`` file (a small
+    download); the model itself is loaded later by :func:`load_model`.
+
+    Returns:
+        The :class:`ModelRef`.
+
+    Raises:
+        ServeError: When the store is missing or unreachable, or has no model
+            ``settings.model_name`` with the alias ``settings.model_alias``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.serve.resolve_model")
+
+
+def load_model(ref: ModelRef) -> Any:
+    """Download the model's artifacts and load its scikit-learn flavour (once).
+
+    Returns:
+        The fitted scikit-learn estimator.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.serve.load_model")
+
+
+# --- request and response schemas ------------------------------------------------------------
+
+
+class Prediction(BaseModel):
+    """The answer to ``/predict``."""
+
+    request_id: str
+    model_version: str
+    prediction: str
+
+
+class BatchPrediction(BaseModel):
+    """The answer to ``/predict/batch``, one prediction per row, in order."""
+
+    request_id: str
+    model_version: str
+    predictions: list[str]
+
+
+def row_schema(features: tuple[tuple[str, str], ...]) -> type[BaseModel]:
+    """Build the pydantic model of one input row from the model's signature.
+
+    Every column is a required field of its type, in strict mode (``"5.1"`` is
+    not a number); a number must be finite (no NaN, no infinity); an unknown
+    field is an error.
+
+    Args:
+        features: ``(column, MLflow type)`` pairs, e.g. ``("sepal_length", "double")``.
+
+    Returns:
+        A pydantic model class named ``Row``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.serve.row_schema")
+
+
+def batch_schema(row: type[BaseModel]) -> type[BaseModel]:
+    """The body of ``/predict/batch``: ``{"rows": [row, ...]}`` with at least one row."""
+    config = ConfigDict(extra="forbid")
+    rows = Annotated[list[row], Field(min_length=1)]  # type: ignore[valid-type]
+    return create_model("Batch", __config__=config, rows=(rows, ...))
+
+
+# --- inference log ------------------------------------------------------------------------------
+
+
+def log_records(
+    ref: ModelRef,
+    request_id: str,
+    inputs: list[dict[str, Any]],
+    outputs: list[str],
+    latency_ms: float,
+) -> list[dict[str, Any]]:
+    """One inference-log record per prediction.
+
+    Returns:
+        Dicts with the keys ``request_id``, ``time`` (ISO 8601, UTC),
+        ``model_name``, ``model_version``, ``inputs`` (the feature dict),
+        ``output`` (the label) and ``latency_ms``, in the order of ``inputs``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.serve.log_records")
+
+
+class InferenceLog:
+    """An append-only JSON-lines file, safe for concurrent writers.
+
+    The file is opened once with ``O_APPEND``; :meth:`write` encodes all its
+    records first and hands them to the kernel in one ``os.write``, so the
+    lines of one request land whole and together, never interleaved with
+    another writer's.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise ServeError(
+                f"Cannot open the inference log {self.path} ({err.strerror})."
+            ) from None
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        """Append ``records`` as JSON lines in one system call.
+
+        Returns:
+            The number of bytes written.
+        """
+        # YOUR CODE HERE
+        raise NotImplementedError("mlpipe.serve.write")
+
+    def close(self) -> None:
+        """Close the file (further writes fail)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+# --- metrics --------------------------------------------------------------------------------------
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self, ref: ModelRef) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlpipe_http_requests",
+            "HTTP requests answered, by method, endpoint and status code.",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlpipe_http_request_duration_seconds",
+            "Time to answer an HTTP request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "mlpipe_predictions",
+            "Predictions made, by predicted label.",
+            ["model_version", "label"],
+            registry=self.registry,
+        )
+        info = Gauge(
+            "mlpipe_model_info",
+            "The model being served (always 1).",
+            ["model_name", "model_version", "model_alias"],
+            registry=self.registry,
+        )
+        info.labels(ref.name, ref.version, ref.alias).set(1)
+        self.version = ref.version
+
+    def observe(self, method: str, endpoint: str, code: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        self.requests.labels(method, endpoint, str(code)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def count_predictions(self, labels: list[str]) -> None:
+        """Count the predicted labels."""
+        values, counts = np.unique(np.asarray(labels), return_counts=True)
+        for label, count in zip(values.tolist(), counts.tolist(), strict=True):
+            self.predictions.labels(self.version, label).inc(count)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class _BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"The request body is larger than the limit of {limit} bytes.",
+        )
+
+
+class GuardMiddleware:
+    """Pure ASGI middleware: refuse oversized bodies, measure every request.
+
+    Args:
+        app: The wrapped ASGI app.
+        max_body_bytes: Largest body accepted; a larger ``Content-Length`` is
+            answered with 413 before the body is read, and a chunked body is
+            cut off as soon as it passes the limit.
+        metrics: Where each request's status and latency are recorded.
+    """
+
+    def __init__(self, app: Any, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path = scope["path"]
+        endpoint = path if path in ENDPOINTS else "other"
+        code = 500
+        limit = self.max_body_bytes
+
+        async def send_and_record(message: MutableMapping[str, Any]) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge(limit)
+            return message
+
+        try:
+            if _content_length(scope) > limit:
+                error = _BodyTooLarge(limit)
+                response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+                await response(scope, receive, send_and_record)
+                return
+            await self.app(scope, receive_limited, send_and_record)
+        finally:
+            self.metrics.observe(scope["method"], endpoint, code, time.perf_counter() - start)
+
+
+def _content_length(scope: MutableMapping[str, Any]) -> int:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+class ServeState:
+    """What the routes share: settings, the resolved model, the log and the metrics."""
+
+    def __init__(self, settings: Settings, ref: ModelRef, row: type[BaseModel]) -> None:
+        self.settings = settings
+        self.ref = ref
+        self.row = row
+        self.columns = ref.columns
+        numeric = all(COLUMN_TYPES.get(kind) in (float, int) for _, kind in ref.features)
+        self.dtype: type = float if numeric else object
+        self.model: Any = None
+        self.error: str | None = None
+        self.loaded = threading.Event()
+        self.log = InferenceLog(settings.inference_log)
+        self.metrics = Metrics(ref)
+
+    def load(self) -> None:
+        """Load the model (run in a background thread); record a failure's reason."""
+        try:
+            self.model = load_model(self.ref)
+        except Exception as err:  # the reason is shown by /ready
+            self.error = f"{type(err).__name__}: {err}"
+            logger.error("loading %s version %s failed: %s", self.ref.name, self.ref.version, err)
+        finally:
+            self.loaded.set()
+
+    def require_model(self) -> Any:
+        """The loaded model, or a 503 while it is loading (or failed to load)."""
+        if self.model is None:
+            reason = self.error or "the model is still loading"
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Not ready: {reason}.")
+        return self.model
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Predict the labels of validated rows (feature dicts), in order.
+
+        The rows become a NumPy array with the columns in signature order, which
+        skips pandas entirely; they were validated already, so scikit-learn's
+        warning about missing column names is silenced.
+        """
+        model = self.require_model()
+        matrix = np.array([[row[c] for c in self.columns] for row in rows], dtype=self.dtype)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", UserWarning)
+                labels = model.predict(matrix)
+        except (ValueError, OverflowError) as err:  # e.g. finite values too large once scaled
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"The model cannot score this input: {err}"
+            ) from None
+        return [str(label) for label in labels]
+
+    def close(self) -> None:
+        """Release the log file."""
+        self.log.close()
+
+
+def get_state(request: Request) -> ServeState:
+    """The dependency every route uses: the app's :class:`ServeState`."""
+    return request.app.state.serve
+
+
+StateDep = Annotated[ServeState, Depends(get_state)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The body or the batch is too large."},
+    422: {"description": "The input does not match the model's schema, or cannot be scored."},
+    503: {"description": "The model is not loaded yet."},
+}
+
+
+def _routes(row: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
+    """The app's routes; ``row`` and ``batch`` are the request bodies built from the signature."""
+    router = APIRouter()
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/ready", responses={503: _ERRORS[503]})
+    async def ready(state: StateDep) -> JSONResponse:
+        """Readiness: 200 once the model is loaded, 503 before (or if loading failed)."""
+        # YOUR CODE HERE
+        raise NotImplementedError("mlpipe.serve.ready")
+
+    @router.get("/metadata")
+    async def metadata(state: StateDep) -> dict[str, Any]:
+        """The model served and the input it expects."""
+        ref = state.ref
+        return {
+            "model_name": ref.name,
+            "model_version": ref.version,
+            "model_alias": ref.alias,
+            "run_id": ref.run_id,
+            "features": [{"name": name, "type": kind} for name, kind in ref.features],
+            "input_schema": state.row.model_json_schema(),
+            "max_batch": state.settings.max_batch,
+        }
+
+    @router.post("/predict", response_model=Prediction, responses=_ERRORS)
+    async def predict(body: row, state: StateDep) -> Prediction:  # type: ignore[valid-type]
+        """Predict the label of one row."""
+        # YOUR CODE HERE
+        raise NotImplementedError("mlpipe.serve.predict")
+
+    @router.post("/predict/batch", response_model=BatchPrediction, responses=_ERRORS)
+    async def predict_batch(body: batch, state: StateDep) -> BatchPrediction:  # type: ignore[valid-type]
+        """Predict the labels of many rows (at most ``max_batch``), in order."""
+        # YOUR CODE HERE
+        raise NotImplementedError("mlpipe.serve.predict_batch")
+
+    @router.get("/metrics")
+    async def metrics(state: StateDep) -> Response:
+        """Prometheus metrics of this app."""
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """``field: message`` for one validation error (the body itself for bad JSON)."""
+    if error["type"] == "json_invalid":
+        return f"the body is not valid JSON (at character {error['loc'][-1]})"
+    field = ".".join(str(part) for part in error["loc"][1:])
+    return f"{field or 'the body'}: {error['msg']}"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 422 that names each bad field (without echoing the input, which may be NaN)."""
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()  # type: ignore[attr-defined]
+    ]
+    where = "; ".join(_describe(e) for e in errors[:5])
+    return JSONResponse({"detail": errors, "message": f"Invalid input: {where}."}, 422)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start loading the model in the background; close the log at shutdown."""
+    state: ServeState = app.state.serve
+    threading.Thread(target=state.load, name="mlpipe-load-model", daemon=True).start()
+    yield
+    state.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the serving app.
+
+    The alias is resolved here, synchronously, so a bad configuration stops
+    the start-up; the model itself is loaded in the background once the app
+    starts (``/ready`` says when).
+
+    Args:
+        settings: The configuration; ``None`` reads it from ``MLPIPE_SERVE_*``.
+
+    Returns:
+        The FastAPI app (its state is ``app.state.serve``, a :class:`ServeState`).
+
+    Raises:
+        ServeError: When the model cannot be resolved or the log cannot be opened.
+    """
+    settings = settings or load_settings()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    ref = resolve_model(settings)
+    row = row_schema(ref.features)
+    state = ServeState(settings, ref, row)
+    app = FastAPI(
+        title="mlpipe serving",
+        version=ref.version,
+        description=f"Serves {ref.name}@{ref.alias} (version {ref.version}).",
+        lifespan=_lifespan,
+    )
+    app.state.serve = state
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(
+        GuardMiddleware, max_body_bytes=settings.max_body_bytes, metrics=state.metrics
+    )
+    app.include_router(_routes(row, batch_schema(row)))
+    return app
+
+
+def run(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve with uvicorn (one worker; no access log: the inference log and metrics cover it).
+
+    Raises:
+        ServeError: When the app refuses to start.
+    """
+    import uvicorn
+
+    app = create_app(load_settings())
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")

