@@ -222,7 +222,7 @@ def wait_ready(target: Target, proc: subprocess.Popen, log: Path, timeout: float
     """Poll the readiness path until it answers 200.
 
     Returns:
-        Seconds from now until ready.
+        Seconds from the call (just after the start) until ready.
     """
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
@@ -491,18 +491,17 @@ def commands(app: Target, ref: Target) -> dict[Target, list[str]]:
 def start_servers(
     stack: contextlib.ExitStack, tmp: Path, env: dict[str, str]
 ) -> tuple[list[Target], dict[str, float]]:
-    """Start both servers together and wait until each is ready.
+    """Start the servers one after the other, each once the previous one is ready.
 
     Returns:
-        The targets, and the seconds each took to become ready.
+        The targets, and the seconds each took from its start to ready.
     """
     app = AppTarget("mlpipe.serve", free_port(), "/ready", "/predict", "/predict/batch", "/metrics")
     ref = MlflowTarget("mlflow models serve", free_port(), "/ping", "/invocations", "/invocations")
-    started = {}
+    ready = {}
     for target, cmd in commands(app, ref).items():
         log = tmp / f"server-{target.port}.log"
-        started[target] = (stack.enter_context(running(cmd, env, log)), log)
-    ready = {t.label: wait_ready(t, proc, log) for t, (proc, log) in started.items()}
+        ready[target.label] = wait_ready(target, stack.enter_context(running(cmd, env, log)), log)
     return [app, ref], ready
 
 
