@@ -133,6 +133,16 @@ def machine() -> str:
     )
 
 
+def versions() -> str:
+    """The versions of what is measured, in one line."""
+    from importlib.metadata import version
+
+    packages = ("mlflow", "fastapi", "uvicorn", "pydantic", "scikit-learn", "numpy")
+    wrk_line = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    wrk_version = wrk_line.split()[1] if wrk_line.startswith("wrk ") else "?"
+    return ", ".join([*(f"{p} {version(p)}" for p in packages), f"wrk {wrk_version}"])
+
+
 def server_env(tmp: Path, tracking_uri: str) -> dict[str, str]:
     """The environment both servers run in: telemetry off, the reference package first."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
@@ -428,6 +438,7 @@ def report(
     app, ref = loads["mlpipe.serve"], loads["mlflow models serve"]
     load = os.getloadavg()
     print(f"machine: {machine()}")
+    print(f"versions: {versions()}")
     print(f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
