@@ -92,7 +92,8 @@ def snapshot() -> str:
 
 def _outside_labs(code) -> bool:
     path = os.path.realpath(code.co_filename)
-    keep = (os.path.realpath(LABS), sys.prefix, sys.base_prefix)
+    roots = (LABS, sys.prefix, sys.base_prefix)
+    keep = {os.path.realpath(root) for root in roots if root} | {sys.prefix, sys.base_prefix}
     return not any(path.startswith(root + os.sep) for root in keep if root)
 
 
