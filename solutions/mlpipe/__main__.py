@@ -179,11 +179,10 @@ def _run_gate(args: argparse.Namespace) -> int:
     base = load_train_params(args.params)
     params = load_params(args.params, "gates", GateParams)
     track_params = load_params(args.params, "track", TrackParams)
-    from mlpipe import data, gates, track
+    from mlpipe import data, gates
 
     df = data.read_processed(args.data)
-    track.connect(track_params)
-    decision, found = gates.gate_registry(base.model_name, df, params, base)
+    decision, found = gates.gate_registry(base.model_name, df, params, base, track_params)
     version = found.challenger.version
     champion = f"version {found.champion.version}" if found.champion else "none yet"
     print(f"{base.model_name}: challenger version {version}, champion {champion}")

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlpipe import train
-from mlpipe.config import GateParams, TrainParams
+from mlpipe.config import GateParams, TrackParams, TrainParams
 
 #: The alias of the model in production; only :func:`promote` moves it.
 CHAMPION = "champion"
@@ -391,13 +391,21 @@ def _version_by_alias(name: str, alias: str) -> Any | None:
 def candidates(name: str) -> Candidates:
     """Find the challenger and the champion of ``name`` in the registry.
 
+    MLflow must already point at the registry (:func:`mlpipe.track.connect`).
+
+    Returns:
+        The model versions with the aliases ``challenger`` and ``champion``
+        (``None`` when there is no champion yet).
+
     Raises:
-        TrackingError: When there is no challenger, in one sentence.
+        TrackingError: When there is no challenger, in one sentence naming the
+            registry and what to run to get one.
     """
     import mlflow
 
     from mlpipe.track import CHALLENGER, TrackingError
 
+    ### BEGIN SOLUTION
     challenger = _version_by_alias(name, CHALLENGER)
     if challenger is None:
         raise TrackingError(
@@ -405,15 +413,32 @@ def candidates(name: str) -> Candidates:
             f"'{CHALLENGER}', so there is nothing to gate; run `python -m mlpipe tune` first."
         )
     return Candidates(challenger, _version_by_alias(name, CHAMPION))
+    ### END SOLUTION
 
 
 def gate_registry(
-    name: str, df: pd.DataFrame, params: GateParams, train_params: TrainParams
+    name: str,
+    df: pd.DataFrame,
+    params: GateParams,
+    train_params: TrainParams,
+    track_params: TrackParams,
 ) -> tuple[Decision, Candidates]:
-    """Load the challenger and the champion by alias and decide (the CLI's ``gate``)."""
+    """The ``gate`` stage: decide on the registry's challenger (``python -m mlpipe gate``).
+
+    Connects to the tracking store of ``track_params`` first (week 3's
+    :func:`mlpipe.track.connect`: an unreachable server stops here, in one
+    sentence), finds the candidates, loads both models by alias
+    (:func:`mlpipe.track.load_by_alias`) and runs :func:`decide`.
+
+    Returns:
+        The decision and the candidates it is about.
+    """
     from mlpipe import track
 
+    ### BEGIN SOLUTION
+    track.connect(track_params)
     found = candidates(name)
     challenger = track.load_by_alias(name, track.CHALLENGER)
     champion = None if found.champion is None else track.load_by_alias(name, CHAMPION)
     return decide(challenger, champion, df, params, train_params), found
+    ### END SOLUTION
