@@ -84,6 +84,17 @@ WEEKS: dict[int, Week] = {
         "Experiment tracking and the model registry with MLflow and Optuna",
         files=("mlpipe/track.py",),
     ),
+    4: Week(
+        4,
+        "04-cicd",
+        "CI/CD for ML: promotion gates, a tested pipeline and its GitHub Actions workflow",
+        files=(
+            "mlpipe/gates.py",
+            "tests/test_data.py",
+            "tests/test_model.py",
+            ".github/workflows/pipeline.yml",
+        ),
+    ),
     5: Week(
         5,
         "05-serving",

@@ -35,6 +35,9 @@ MAX_FILE, MAX_TOTAL = 50 * 1024 * 1024, 500 * 1024 * 1024
 LITTER = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".git", ".DS_Store"}
 PYTEST_CONFIG = {"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 SITE_HOOKS = {"sitecustomize.py", "usercustomize.py"}
+#: The student's own pytest suite (week 4): its conftest is theirs and runs only in the
+#: suite's own process, never in the grader's pytest (whose rootdir is elsewhere).
+SUITE_DIR = "tests"
 
 
 def _safe(path: Path, root: Path) -> bool:
@@ -177,6 +180,8 @@ def _planted(rel: Path, path: Path) -> str:
     if path.is_symlink():
         return "a symbolic link"
     if name == "conftest.py":
+        if rel.as_posix() == f"{SUITE_DIR}/conftest.py":
+            return ""
         return "" if rel.parent.name == "tests" and len(rel.parts) == 3 else "a pytest conftest"
     if name in SITE_HOOKS or name.endswith(".pth"):
         return "a Python start-up hook"
@@ -186,7 +191,7 @@ def _planted(rel: Path, path: Path) -> str:
         text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
         if name in ("pytest.ini", ".pytest.ini") or "pytest" in text:
             return "pytest configuration"
-    if len(rel.parts) == 1 and name != "mlpipe":
+    if len(rel.parts) == 1 and name not in ("mlpipe", SUITE_DIR):
         stem = name[:-3] if name.endswith(".py") else name
         is_module = name.endswith(".py") or (path / "__init__.py").is_file()
         if is_module and stem.isidentifier() and _shadows(stem):
@@ -224,7 +229,7 @@ def copy_labs(src: Path, dest: Path) -> list[str]:
             path = here / name
             if name in LITTER or name.endswith(".pyc"):
                 continue
-            if name == "conftest.py" and not _planted(rel, path):
+            if name == "conftest.py" and len(rel.parts) == 3 and not _planted(rel, path):
                 continue
             why = _planted(rel, path)
             if not why and path.stat().st_size > MAX_FILE:

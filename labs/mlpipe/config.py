@@ -230,3 +230,51 @@ def load_params(path: str | Path | None, section: str, cls: type[P]) -> P:
 def load_train_params(path: str | Path | None = None) -> TrainParams:
     """Load the ``train`` section of a params file (``None``: the defaults)."""
     return load_params(path, "train", TrainParams)
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """Thresholds of the promotion gates (week 4, section ``gates``).
+
+    Attributes:
+        min_accuracy: Lowest accuracy on the held-out rows a challenger may have.
+        min_f1_macro: Lowest macro F1 on the held-out rows.
+        min_improvement: How much higher the challenger's accuracy must be than
+            the champion's (0: at least as good).
+        tolerance: How much lower than the champion's the challenger's macro F1
+            may be.
+        perturbation: Largest measurement noise, in centimetres, added to every
+            feature by the invariance test.
+        min_invariance: Smallest share of predictions that must not change
+            under that noise.
+        directional_shift: Centimetres added to the petal length and width by
+            the directional test.
+        max_latency_ms: Budget for the median time of one single-row prediction.
+        max_size_kb: Budget for the size of the pickled model.
+        seed: Seed of the invariance test's noise; same seed, same noise.
+    """
+
+    min_accuracy: float = 0.9
+    min_f1_macro: float = 0.9
+    min_improvement: float = 0.0
+    tolerance: float = 0.02
+    perturbation: float = 0.05
+    min_invariance: float = 0.9
+    directional_shift: float = 1.0
+    max_latency_ms: float = 50.0
+    max_size_kb: float = 256.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("min_accuracy", "min_f1_macro", "tolerance", "min_invariance"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ParamsError(f"gates.{name} must be between 0 and 1, got {value}.")
+        if not -1.0 <= self.min_improvement <= 1.0:
+            raise ParamsError(
+                f"gates.min_improvement must be between -1 and 1, got {self.min_improvement}."
+            )
+        for name in ("perturbation", "directional_shift", "max_latency_ms", "max_size_kb"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ParamsError(f"gates.{name} must be greater than 0, got {value}.")

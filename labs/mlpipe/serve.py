@@ -68,6 +68,8 @@ COLUMN_TYPES: dict[str, type] = {
     "boolean": bool,
     "string": str,
 }
+#: One compact JSON encoder for the log (``json.dumps`` with options builds one per call).
+LOG_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 #: Latency buckets of the request histogram, in seconds (the budget is 20 ms).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -87,6 +89,9 @@ class Settings(BaseSettings):
         max_batch: Most rows one ``/predict/batch`` request may hold.
         max_body_bytes: Largest request body accepted, in bytes.
         inference_log: The JSON-lines file every prediction is appended to.
+        onnx: Predict through onnxruntime when the model converts to ONNX and
+            agrees with scikit-learn on its logged input example (about 30 times
+            faster for one row); otherwise, or when ``False``, use scikit-learn.
     """
 
     model_config = SettingsConfigDict(env_prefix="MLPIPE_SERVE_", protected_namespaces=())
@@ -97,6 +102,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     inference_log: Path = Field(default_factory=lambda: project_dir() / LOG_FILE)
+    onnx: bool = True
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -441,6 +447,87 @@ def _content_length(scope: MutableMapping[str, Any]) -> int:
     return 0
 
 
+# --- the ONNX fast path ---------------------------------------------------------------------------
+
+
+class OnnxPredictor:
+    """A scikit-learn classifier's predictions through onnxruntime.
+
+    scikit-learn spends most of a one-row ``predict`` checking its input;
+    onnxruntime runs the same arithmetic (in float32) in a few microseconds.
+    """
+
+    def __init__(self, onnx_bytes: bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.output = self.session.get_outputs()[0].name
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray | None:
+        """The labels of ``matrix``'s rows, or ``None`` when a value does not fit float32."""
+        with np.errstate(over="ignore"):
+            values = matrix.astype(np.float32)
+        if not np.isfinite(values).all():
+            return None
+        return self.session.run([self.output], {self.input: values})[0]
+
+
+def _input_example(ref: ModelRef) -> np.ndarray | None:
+    """The rows of the model's logged input example (signature order), if it has one."""
+    import mlflow
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-serve-") as tmp:
+        base = ref.download_uri.rstrip("/")
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{base}/MLmodel", tracking_uri=ref.tracking_uri, dst_path=tmp
+        )
+        model = Model.load(path)
+        info = model.saved_input_example_info or {}
+        if "artifact_path" not in info:
+            return None
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{base}/{info['artifact_path']}",
+            tracking_uri=ref.tracking_uri,
+            dst_path=tmp,
+        )
+        example = model.load_input_example(tmp)
+    frame = example if hasattr(example, "columns") else None
+    if frame is None or any(c not in frame.columns for c in ref.columns):
+        return None
+    return frame[ref.columns].to_numpy(dtype=float)
+
+
+def onnx_predictor(model: Any, ref: ModelRef) -> tuple[OnnxPredictor | None, str]:
+    """Convert ``model`` to ONNX if it predicts exactly as scikit-learn does.
+
+    Parity is checked on the logged input example and on 200 rows around it
+    (each feature scaled by 0.5 to 1.5); any failure keeps scikit-learn.
+
+    Returns:
+        The predictor (``None`` to keep scikit-learn) and why, in a few words.
+    """
+    from mlpipe import export
+
+    try:
+        example = _input_example(ref)
+        if example is None:
+            return None, "scikit-learn (the model has no logged input example to check ONNX on)"
+        rng = np.random.default_rng(0)
+        picks = example[rng.integers(0, len(example), 200)]
+        rows = np.vstack([example, picks * rng.uniform(0.5, 1.5, picks.shape)])
+        onnx_bytes = export.to_onnx(model, rows.shape[1])
+        parity = export.check_parity(model, onnx_bytes, rows)
+        if not parity.passed:
+            return None, f"scikit-learn (ONNX disagreed on {parity.label_mismatches} rows)"
+        return OnnxPredictor(onnx_bytes), f"onnxruntime (parity on {parity.rows} rows)"
+    except Exception as err:  # an unconvertible model is served by scikit-learn
+        return None, f"scikit-learn (no ONNX: {type(err).__name__})"
+
+
 # --- the app --------------------------------------------------------------------------------------
 
 
@@ -455,6 +542,8 @@ class ServeState:
         numeric = all(COLUMN_TYPES.get(kind) in (float, int) for _, kind in ref.features)
         self.dtype: type = float if numeric else object
         self.model: Any = None
+        self.fast: OnnxPredictor | None = None
+        self.runtime = "not loaded"
         self.error: str | None = None
         self.loaded = threading.Event()
         self.log = InferenceLog(settings.inference_log)
@@ -463,7 +552,15 @@ class ServeState:
     def load(self) -> None:
         """Load the model (run in a background thread); record a failure's reason."""
         try:
-            self.model = load_model(self.ref)
+            model = load_model(self.ref)
+            if self.settings.onnx:
+                self.fast, self.runtime = onnx_predictor(model, self.ref)
+            else:
+                self.runtime = "scikit-learn (MLPIPE_SERVE_ONNX is off)"
+            self.model = model
+            logger.info(
+                "serving %s version %s with %s", self.ref.name, self.ref.version, self.runtime
+            )
         except Exception as err:  # the reason is shown by /ready
             self.error = f"{type(err).__name__}: {err}"
             logger.error("loading %s version %s failed: %s", self.ref.name, self.ref.version, err)
@@ -486,6 +583,9 @@ class ServeState:
         """
         model = self.require_model()
         matrix = np.array([[row[c] for c in self.columns] for row in rows], dtype=self.dtype)
+        labels = self.fast.predict(matrix) if self.fast is not None else None
+        if labels is not None:
+            return [str(label) for label in labels]
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", UserWarning)
@@ -501,8 +601,12 @@ class ServeState:
         self.log.close()
 
 
-def get_state(request: Request) -> ServeState:
-    """The dependency every route uses: the app's :class:`ServeState`."""
+async def get_state(request: Request) -> ServeState:
+    """The dependency every route uses: the app's :class:`ServeState`.
+
+    It is ``async`` so that FastAPI calls it on the event loop: a plain ``def``
+    dependency would go through a thread pool, which costs more than a prediction.
+    """
     return request.app.state.serve
 
 
@@ -542,6 +646,7 @@ def _routes(row: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
             "features": [{"name": name, "type": kind} for name, kind in ref.features],
             "input_schema": state.row.model_json_schema(),
             "max_batch": state.settings.max_batch,
+            "runtime": state.runtime,
         }
 
     @router.post("/predict", response_model=Prediction, responses=_ERRORS)

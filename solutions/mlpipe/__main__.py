@@ -4,6 +4,7 @@ The stages, in the order ``dvc.yaml`` runs them::
 
     fetch -> prepare -> validate -> train -> evaluate      (weeks 1 and 2)
     tune                                                     (week 3)
+    gate [--promote]                                         (week 4)
     serve, score, export-onnx                                (week 5)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
@@ -73,6 +74,10 @@ def _build_parser() -> argparse.ArgumentParser:
     tune = stage("tune", "Optuna search tracked in MLflow; register the best as challenger")
     tune.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
 
+    gate = stage("gate", "run the promotion gates on the challenger; exit 1 when blocked")
+    gate.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    gate.add_argument("--promote", action="store_true", help="move 'champion' if allowed")
+    gate.add_argument("--report", default=None, help="write the decision as JSON here")
     # Week 5: the model comes from the registry by alias (MLPIPE_SERVE_* variables).
     serve = stages.add_parser("serve", help="serve the registered model over HTTP (FastAPI)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -179,6 +184,37 @@ def _run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_gate(args: argparse.Namespace) -> int:
+    from mlpipe.config import GateParams
+
+    base = load_train_params(args.params)
+    params = load_params(args.params, "gates", GateParams)
+    track_params = load_params(args.params, "track", TrackParams)
+    from mlpipe import data, gates
+
+    df = data.read_processed(args.data)
+    decision, found = gates.gate_registry(base.model_name, df, params, base, track_params)
+    version = found.challenger.version
+    champion = f"version {found.champion.version}" if found.champion else "none yet"
+    print(f"{base.model_name}: challenger version {version}, champion {champion}")
+    for check in decision.checks:
+        print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    if args.report:
+        write_json(
+            args.report, {**decision.to_dict(), "model": base.model_name, "version": version}
+        )
+    if args.promote and gates.promote(base.model_name, decision, version):
+        print(f"promoted: '{gates.CHAMPION}' now points at version {version}")
+    elif decision.allowed:
+        print(f"allowed: version {version} may replace the champion (run with --promote)")
+    if not decision.allowed:
+        print(f"blocked: version {version} stays a challenger ({len(decision.reasons)} reasons):")
+        for reason in decision.reasons:
+            print(f"  - {reason}")
+        return 1
+    return 0
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     from mlpipe import serve
 
@@ -223,6 +259,7 @@ STAGES = {
     "evaluate": _run_evaluate,
     "schema": _run_schema,
     "tune": _run_tune,
+    "gate": _run_gate,
     "serve": _run_serve,
     "score": _run_score,
     "export-onnx": _run_export_onnx,

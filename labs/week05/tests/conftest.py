@@ -85,6 +85,7 @@ def register_model(home: Path, name: str = MODEL, alias: str = "champion", C: fl
                 model,
                 name="model",
                 signature=infer_signature(X.head(3), model.predict(X.head(3))),
+                input_example=X.head(3),
                 pip_requirements=["scikit-learn", "mlflow"],
                 registered_model_name=name,
             )
