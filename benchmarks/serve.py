@@ -12,8 +12,9 @@ hits each server with single-row requests and reports requests per second and
 the p50 and p99 latency. A 1,000-row batch is timed on both: the median round
 trip, and for the app its server time (read from its Prometheus request-duration
 histogram around each request) and its handler time (the inference log's
-``latency_ms``). The in-process ``model.predict`` of one row, as a NumPy row and
-as a DataFrame, is the floor. Both servers must answer a few known rows
+``latency_ms``). The in-process predict of one row is the floor: in onnxruntime
+(what the app runs after its parity check) and in scikit-learn, as a NumPy row
+(the app's fallback) and as a DataFrame (MLflow's pyfunc). Both servers must answer a few known rows
 correctly before anything is timed.
 
     .venv/bin/python benchmarks/serve.py                 # -t1 -c8 -d10s
@@ -404,22 +405,31 @@ def _median_ms(call: Callable[[], Any], calls: int) -> float:
     return statistics.median(times)
 
 
-def floor_ms(model: Any, row: dict[str, float], calls: int) -> tuple[float, float]:
-    """Median in-process ``model.predict`` time of one row, in ms.
+def floor_ms(model: Any, row: dict[str, float], calls: int) -> tuple[float, float, float]:
+    """Median in-process predict time of one row, in ms.
 
     Returns:
-        The time for a NumPy row (the features in order, as ``mlpipe.serve``
-        predicts) and for a one-row DataFrame (as MLflow's pyfunc does).
+        The time of ``model.predict`` for a NumPy row (the features in order,
+        ``mlpipe.serve``'s fallback) and for a one-row DataFrame (as MLflow's
+        pyfunc does), and of the model's ONNX conversion in onnxruntime (what
+        ``mlpipe.serve`` runs once its parity check passed).
     """
     import numpy as np
     import pandas as pd
+
+    from mlpipe import export, serve
 
     frame = pd.DataFrame([row])
     matrix = np.array([list(row.values())])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # no feature names: expected
         array = _median_ms(lambda: model.predict(matrix), calls)
-    return array, _median_ms(lambda: model.predict(frame), calls)
+    onnx = serve.OnnxPredictor(export.to_onnx(model, matrix.shape[1]))
+    return (
+        array,
+        _median_ms(lambda: model.predict(frame), calls),
+        _median_ms(lambda: onnx.predict(matrix), calls),
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -431,7 +441,7 @@ def report(
     loads: dict[str, Load],
     batches: dict[str, tuple[float, float | None]],
     handler: float | None,
-    floor: tuple[float, float],
+    floor: tuple[float, float, float],
     ready: dict[str, float],
 ) -> None:
     """Print the table, the goals and the machine."""
@@ -460,10 +470,9 @@ def report(
         print(
             f"mlpipe.serve handler time of the batch (inference log latency_ms): {handler:.1f} ms"
         )
-    print(
-        f"floor, in-process model.predict of one row: {floor[0]:.3f} ms as a NumPy row (the app's)"
-    )
-    print(f"{'':43}{floor[1]:.3f} ms as a DataFrame (pyfunc's)")
+    print(f"floor, in-process predict of one row: {floor[2]:.3f} ms in onnxruntime (the app's)")
+    print(f"{'':37}{floor[0]:.3f} ms scikit-learn, NumPy row (the app's fallback)")
+    print(f"{'':37}{floor[1]:.3f} ms scikit-learn, DataFrame (pyfunc's)")
     print()
     speedup = app.rps / ref.rps
     trip, own = batches["mlpipe.serve"]
@@ -479,7 +488,7 @@ def report(
     for name, value, goal, ok in goals:
         print(f"{name + ':':36}{value:>10}  (goal {goal:>8})  {_verdict(ok)}")
     print(
-        f"p50 / floor: {app.p50_ms / floor[0]:.0f}x for mlpipe.serve (NumPy row), "
+        f"p50 / floor: {app.p50_ms / floor[2]:.0f}x for mlpipe.serve (onnxruntime), "
         f"{ref.p50_ms / floor[1]:.0f}x for mlflow (DataFrame)"
     )
 
