@@ -37,7 +37,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP) ## create .venv with the locked dependencies and the `course` command
 
-demo: $(STAMP) ## run the reference pipeline: train, DVC repro + push, tuned and registered in MLflow
+demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates + promotion, serving
 	bash scripts/demo.sh $(BIN)/python
 
 test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
@@ -46,11 +46,13 @@ test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
 test-slow: $(STAMP) ## run the slow, opt-in checks
 	$(PYTEST) -n 2 --dist loadfile -m slow tests
 
-lint: $(STAMP) ## ruff, hadolint and the workflow schema
+lint: $(STAMP) ## ruff, hadolint, the workflow and compose schemas
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint solutions/docker/*.Dockerfile docker/*.Dockerfile
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml autograder/templates/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml \
+		autograder/templates/*.yml solutions/.github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec solutions/compose.yaml
 
 format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format .

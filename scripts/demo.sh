@@ -13,6 +13,7 @@ PY=$(command -v "$PY")
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 export PATH="$(dirname "$PY"):$PATH" PYTHONPATH="$ROOT/solutions" MLPIPE_HOME="$DEMO"
 export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com
 export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com
 unset MLFLOW_TRACKING_URI
@@ -41,4 +42,20 @@ git add -A && git commit -qm "pipeline run"
 
 echo "== week 3: Optuna search tracked in MLflow, best model registered =="
 "$PY" -m mlpipe tune --params params.yaml --data data/processed/iris.csv 2>&1 | grep -v " INFO "
+
+echo "== week 4: promotion gates; the challenger becomes champion =="
+"$PY" -m mlpipe gate --params params.yaml --data data/processed/iris.csv \
+    --promote --report reports/gates.json 2>&1 | grep -v " INFO "
+
+echo "== week 5: batch scoring, ONNX export, the API under uvicorn =="
+"$PY" -m mlpipe score --data data/processed/iris.csv --out reports/predictions.csv
+"$PY" -m mlpipe export-onnx --data data/processed/iris.csv --out models/model.onnx
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$PY" -m mlpipe serve --port "$PORT" >serve.log 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true' EXIT
+"$PY" "$ROOT/scripts/call_api.py" "http://127.0.0.1:$PORT"
+kill "$SERVER"
+wait "$SERVER" 2>/dev/null || true
+echo "inference log: $DEMO/logs/inference.jsonl ($(wc -l <logs/inference.jsonl) line)"
 echo "demo pipeline in $DEMO (open the runs: mlflow ui --backend-store-uri sqlite:///$DEMO/mlflow.db --host 127.0.0.1)"

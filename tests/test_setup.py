@@ -177,3 +177,7 @@ def test_make_demo_prints_metrics_and_paths():
     for stage in ("prepare", "validate", "train", "evaluate"):
         assert f"Running stage '{stage}'" in proc.stdout
     assert "as 'challenger'" in proc.stdout
+    assert "promoted: 'champion' now points at version 1" in proc.stdout
+    assert "scored 150 rows" in proc.stdout and "exported to models/model.onnx" in proc.stdout
+    assert "'prediction': 'virginica'" in proc.stdout
+    assert "inference.jsonl (1 line)" in proc.stdout
