@@ -1,5 +1,5 @@
-# Week 5: the serving image. It runs the same app as `python -m mlpipe serve` on a
-# laptop: uvicorn with the app factory, the model pulled from the MLflow registry
+# Week 5: the serving image. It runs `python -m mlpipe serve`, as on a laptop:
+# uvicorn with the app, the model pulled from the MLflow registry
 # by alias at start-up (MLPIPE_SERVE_* variables; see compose.yaml).
 # Build it from the repository root (there is no Docker engine on the course
 # machines; the tests lint this file and run its command outside Docker):

@@ -1,5 +1,5 @@
-# Week 5: the serving image. It runs the same app as `python -m mlpipe serve` on a
-# laptop: uvicorn with the app factory, the model pulled from the MLflow registry
+# Week 5: the serving image. It runs `python -m mlpipe serve`, as on a laptop:
+# uvicorn with the app, the model pulled from the MLflow registry
 # by alias at start-up (MLPIPE_SERVE_* variables; see compose.yaml).
 # Build it from the repository root (there is no Docker engine on the course
 # machines; the tests lint this file and run its command outside Docker):
@@ -19,7 +19,8 @@ COPY requirements/lock.txt /tmp/requirements/lock.txt
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -c /tmp/requirements/lock.txt \
         mlflow-skinny scikit-learn skops pandas numpy pyyaml \
-        fastapi pydantic-settings uvicorn uvloop httptools prometheus-client
+        fastapi pydantic-settings uvicorn uvloop httptools prometheus-client \
+        skl2onnx onnx onnxruntime
 
 # Stage 2: the runtime, a plain Python with the venv and the package, as a non-root user.
 FROM python:3.11.7-slim AS runtime
@@ -40,5 +41,7 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-CMD ["uvicorn", "mlpipe.serve:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+# `python -m mlpipe serve` runs uvicorn on the app; a missing model or alias stops it
+# with one sentence (exit code 2) instead of uvicorn's traceback.
+CMD ["python", "-m", "mlpipe", "serve", "--host", "0.0.0.0", "--port", "8000"]
 ### END SOLUTION

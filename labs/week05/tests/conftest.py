@@ -242,7 +242,7 @@ def docker_cmd(path: Path) -> list[str]:
     try:
         cmd = json.loads(cmds[-1])
     except json.JSONDecodeError:
-        pytest.fail('CMD must use the exec form: CMD ["uvicorn", ...]')
+        pytest.fail('CMD must use the exec form: CMD ["python", "-m", ...]')
     assert isinstance(cmd, list) and cmd, "CMD must be a non-empty list"
     return cmd
 
