@@ -122,6 +122,16 @@ def test_lock_pins_the_course_toolchain():
             )
 
 
+def test_the_pipeline_workflow_installs_what_the_lock_pins():
+    workflow = (REPO / "solutions/.github/workflows/pipeline.yml").read_text(encoding="utf-8")
+    pins = _lock()
+    found = re.findall(r"([A-Za-z0-9_.-]+)==([0-9][^\s]*)", workflow)
+    assert found, "the workflow's install step pins no package"
+    for name, pinned in found:
+        locked = pins.get(name.lower())
+        assert locked == pinned, f"the workflow pins {name}=={pinned}; the lock has {locked}"
+
+
 def test_installed_versions_match_the_lock():
     from importlib.metadata import version
 
