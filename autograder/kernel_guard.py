@@ -92,9 +92,9 @@ def snapshot() -> str:
 
 def _outside_labs(code) -> bool:
     path = os.path.realpath(code.co_filename)
-    roots = (LABS, sys.prefix, sys.base_prefix)
-    keep = {os.path.realpath(root) for root in roots if root} | {sys.prefix, sys.base_prefix}
-    return not any(path.startswith(root + os.sep) for root in keep if root)
+    # Resolved like ``path``: a symlinked venv (a git worktree's) is still the venv.
+    keep = {os.path.realpath(root) for root in (LABS, sys.prefix, sys.base_prefix) if root}
+    return not any(path.startswith(root + os.sep) for root in keep)
 
 
 def check() -> str:

@@ -232,9 +232,9 @@ def _registered_model():
 def _run_score(args: argparse.Namespace) -> int:
     from mlpipe import export
 
-    export.read_csv(args.data)  # a bad file fails before the model is loaded
+    df = export.read_csv(args.data)  # a bad file fails before the model is loaded
     ref, model = _registered_model()
-    rows = export.score_csv(model, ref.columns, args.data, args.out)
+    rows = export.score_csv(model, ref.columns, df, args.out)
     print(f"scored {rows} rows with {ref.name} version {ref.version} into {args.out}")
     return 0
 

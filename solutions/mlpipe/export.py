@@ -104,13 +104,22 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def score_csv(model: Any, columns: list[str], data: str | Path, out: str | Path) -> int:
+def score_csv(
+    model: Any, columns: list[str], data: str | Path | pd.DataFrame, out: str | Path
+) -> int:
     """Score a CSV file into another one, written atomically (never half-written).
+
+    Args:
+        model: The fitted model.
+        columns: Its input columns, in order.
+        data: The CSV file to score, or its rows already read with :func:`read_csv`.
+        out: The CSV file to write, with a ``prediction`` column added.
 
     Returns:
         The number of rows scored.
     """
-    scored = score_frame(model, read_csv(data), columns)
+    df = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    scored = score_frame(model, df, columns)
     write_text_atomic(out, scored.to_csv(index=False, lineterminator="\n"))
     return len(scored)
 
@@ -138,15 +147,22 @@ def to_onnx(model: Any, n_features: int) -> bytes:
     ### END SOLUTION
 
 
+def onnx_session(onnx_bytes: bytes) -> Any:
+    """An onnxruntime session of an ONNX model, on the CPU with one thread per call."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
 def onnx_predict(onnx_bytes: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Run an ONNX classifier with onnxruntime.
 
     Returns:
         ``(labels, probabilities)``.
     """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    session = onnx_session(onnx_bytes)
     name = session.get_inputs()[0].name
     labels, probabilities = session.run(None, {name: X.astype(np.float32)})
     return np.asarray(labels), np.asarray(probabilities)

@@ -175,18 +175,21 @@ def _check_store(uri: str) -> None:
             raise ServeError(str(err)) from None
 
 
+def _download(download_uri: str, name: str, tracking_uri: str, dst: str) -> str:
+    """Download one file of a logged model's artifacts into ``dst``; return its path."""
+    import mlflow
+
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{download_uri.rstrip('/')}/{name}", tracking_uri=tracking_uri, dst_path=dst
+    )
+
+
 def _signature_features(download_uri: str, tracking_uri: str) -> tuple[tuple[str, str], ...]:
     """The ``(column, type)`` pairs of a logged model's input signature."""
-    import mlflow
     from mlflow.models import Model
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-serve-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=download_uri.rstrip("/") + "/MLmodel",
-            tracking_uri=tracking_uri,
-            dst_path=tmp,
-        )
-        signature = Model.load(path).signature
+        signature = Model.load(_download(download_uri, "MLmodel", tracking_uri, tmp)).signature
     inputs = signature.inputs if signature is not None else None
     if inputs is None or not inputs.has_input_names():
         raise ServeError(f"The model at {download_uri} has no named input signature; log one.")
@@ -515,11 +518,9 @@ class OnnxPredictor:
     """
 
     def __init__(self, onnx_bytes: bytes) -> None:
-        import onnxruntime as ort
+        from mlpipe.export import onnx_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(onnx_bytes)
         self.input = self.session.get_inputs()[0].name
         self.output = self.session.get_outputs()[0].name
 
@@ -534,23 +535,14 @@ class OnnxPredictor:
 
 def _input_example(ref: ModelRef) -> np.ndarray | None:
     """The rows of the model's logged input example (signature order), if it has one."""
-    import mlflow
     from mlflow.models import Model
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-serve-") as tmp:
-        base = ref.download_uri.rstrip("/")
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{base}/MLmodel", tracking_uri=ref.tracking_uri, dst_path=tmp
-        )
-        model = Model.load(path)
+        model = Model.load(_download(ref.download_uri, "MLmodel", ref.tracking_uri, tmp))
         info = model.saved_input_example_info or {}
         if "artifact_path" not in info:
             return None
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{base}/{info['artifact_path']}",
-            tracking_uri=ref.tracking_uri,
-            dst_path=tmp,
-        )
+        _download(ref.download_uri, info["artifact_path"], ref.tracking_uri, tmp)
         example = model.load_input_example(tmp)
     frame = example if hasattr(example, "columns") else None
     if frame is None or any(c not in frame.columns for c in ref.columns):
