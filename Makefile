@@ -22,8 +22,8 @@ export DO_NOT_TRACK := 1
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
-.PHONY: help install demo test test-slow lint format lab check release release-check lock clean \
-	bench-grade bench-serve
+.PHONY: help install demo test test-slow test-all lint format lab check release release-check lock \
+	clean bench-grade bench-serve
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,11 +40,16 @@ install: $(STAMP) ## create .venv with the locked dependencies and the `course` 
 demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates + promotion, serving
 	bash scripts/demo.sh $(BIN)/python
 
-test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
-	$(PYTEST) -n 2 --dist loadfile -m "not slow" tests
+# Extra pytest options of the test targets, e.g. make test PYTEST_ARGS="--durations=10"
+PYTEST_ARGS ?=
 
-test-slow: $(STAMP) ## run the slow, opt-in checks
-	$(PYTEST) -n 2 --dist loadfile -m slow tests
+test: $(STAMP) ## the fast tier (about 5 min): unit, component, both-ways and golden grading
+	$(PYTEST) -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
+
+test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, real servers, browser
+	$(PYTEST) -n 2 --dist loadfile -m slow $(PYTEST_ARGS) tests
+
+test-all: test test-slow ## both tiers, as CI runs them
 
 lint: $(STAMP) ## ruff, hadolint, the workflow and compose schemas
 	$(BIN)/ruff check .

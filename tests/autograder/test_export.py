@@ -1,30 +1,12 @@
-"""``course check`` (the student's feedback) and ``course export-student``."""
+"""``autograder.export``: ``course export-student``, the student template."""
 
 from __future__ import annotations
 
 import json
 
-from conftest import LABS, REPO, run_module
-from submissions import reference
+from conftest import REPO, run_module
 
-from autograder.check import check
 from autograder.export import export_student
-
-
-def test_check_on_the_untouched_lab_fails_every_item_with_a_reason():
-    result = check(1, labs=LABS)
-    coded = [t for t in result.tests if t.status != "manual"]
-    assert coded and all(t.score == 0 and t.output for t in coded)
-    assert {t.source for t in coded} == {"notebook", "pytest"}
-    assert not any("hidden" in t.name for t in result.tests)
-
-
-def test_check_on_the_reference_passes_every_visible_item(tmp_path):
-    sub = reference(tmp_path / "me")
-    result = check(1, labs=sub / "labs")
-    failed = [(t.name, t.output) for t in result.tests if t.status not in ("passed", "manual")]
-    assert not failed
-    assert result.score == result.max_score > 0
 
 
 def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):

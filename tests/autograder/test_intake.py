@@ -1,20 +1,11 @@
-"""What the grader checks before any code runs, and what student-facing text may show."""
+"""``autograder.intake``: what the grader checks and copies before any student code runs."""
 
 from __future__ import annotations
 
-import json
-
 import nbformat
-import pytest
 from conftest import LABS, SOLUTIONS
-from submissions import hidden_test_lines
 
 from autograder import intake
-from autograder.pytest_guard import _own_timeouts
-from autograder.report import Report, scrub, to_feedback_html, to_markdown
-from autograder.report import TestResult as Result
-from autograder.sandbox import Limits
-from autograder.worker import per_test_limit
 
 
 def test_a_renamed_notebook_is_found_and_two_are_not(tmp_path):
@@ -103,49 +94,6 @@ def test_the_digest_changes_with_the_submission(tmp_path):
     assert intake.digest(tmp_path / "labs") == first
     (tmp_path / "labs/a.py").write_text("2")
     assert intake.digest(tmp_path / "labs") != first
-
-
-def test_student_facing_text_never_quotes_hidden_tests():
-    hidden = hidden_test_lines()
-    leak = "\n".join(hidden[:5])
-    report = Report("alice", 1, True, reasons=[f"echo: {hidden[0]}"])
-    report.tests = [
-        Result(
-            "hidden/t.py::test_x", "pytest", 0, 1, "failed", f"E   AssertionError: {leak}", True
-        ),
-        Result("test_train.py::test_y", "pytest", 0, 1, "failed", leak, False),
-        Result("test_task1_data", "notebook", 0, 2, "error", f"Traceback\n{leak}", True),
-    ]
-    notebook = {"cells": [{"cell_type": "code", "source": leak, "metadata": {}}]}
-    for text in (to_feedback_html(report, hidden, notebook), to_markdown(report, hidden)):
-        assert not [line for line in hidden if line in text or line.replace('"', "&quot;") in text]
-    assert scrub("x " + hidden[0], hidden) == "x [hidden test]"
-    assert json.dumps(report.to_dict())  # the instructor's JSON keeps everything
-
-
-def test_an_instructors_timeout_mark_lengthens_only_that_test_up_to_the_run_limit():
-    limits = Limits(test_timeout=60, pytest_timeout=600)
-    own = {"tests/test_a.py::slow": 180.0, "tests/test_a.py::huge": 9999.0}
-    assert per_test_limit("tests/test_a.py::slow", own, limits) == 180
-    assert per_test_limit("tests/test_a.py::other", own, limits) == 60
-    assert per_test_limit("tests/test_a.py::huge", own, limits) == 600
-
-
-def test_the_guard_reads_timeout_marks_from_the_tests(tmp_path):
-    (tmp_path / "test_marks.py").write_text(
-        "import pytest\n\n@pytest.mark.timeout(150)\ndef test_slow():\n    pass\n\n"
-        "def test_plain():\n    pass\n"
-    )
-    collected: list = []
-
-    class Keep:
-        def pytest_collection_modifyitems(self, items: list) -> None:
-            collected.extend(items)
-
-    args = ["-q", "--collect-only", "-p", "pytest_timeout", "-p", "no:cacheprovider"]
-    assert pytest.main([*args, str(tmp_path)], plugins=[Keep()]) == 0
-    own = {nodeid.rsplit("/", 1)[-1]: s for nodeid, s in _own_timeouts(collected).items()}
-    assert own == {"test_marks.py::test_slow": 150.0}
 
 
 def test_the_sandbox_copy_keeps_the_students_own_suite_and_workflow(tmp_path):

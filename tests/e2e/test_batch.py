@@ -13,8 +13,7 @@ import pytest
 from conftest import REPO
 from submissions import SAMPLES
 
-from autograder.config import WEEKS
-from autograder.grade import Submission, plan
+pytestmark = pytest.mark.slow
 
 GOLDEN = json.loads((REPO / "tests/golden/week01.json").read_text())
 NAMES = ("untouched", "blank", "partial")
@@ -74,9 +73,3 @@ def test_interrupted_runs_resume_and_end_with_the_uninterrupted_csv(tmp_path):
             report = json.loads((out / name / "week01.json").read_text())
             nb = sum(t["score"] for t in report["tests"] if t["source"] == "notebook")
             assert gb.find_submission("week01", name).score == pytest.approx(nb)
-
-
-def test_all_weeks_and_one_week_are_planned_from_the_week_registry(tmp_path):
-    sub = Submission(tmp_path, "alice")
-    assert [w for _, w in plan([sub], None, True)] == list(WEEKS.values())
-    assert [w.number for _, w in plan([sub], 1, False)] == [1]

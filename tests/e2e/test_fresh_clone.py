@@ -1,4 +1,4 @@
-"""Opt-in checks that take minutes (`make test-slow`; CI runs them as their own step)."""
+"""A fresh clone installs from the lock and every Make target the README names works there (slow tier)."""
 
 from __future__ import annotations
 

@@ -176,6 +176,7 @@ def test_ruff_is_clean():
         assert proc.returncode == 0, proc.stdout
 
 
+@pytest.mark.slow
 def test_make_demo_prints_metrics_and_paths():
     if not shutil.which("make"):
         pytest.skip("make is not installed")

@@ -1,0 +1,28 @@
+"""``autograder.report``: what student-facing text may show."""
+
+from __future__ import annotations
+
+import json
+
+from submissions import hidden_test_lines
+
+from autograder.report import Report, scrub, to_feedback_html, to_markdown
+from autograder.report import TestResult as Result
+
+
+def test_student_facing_text_never_quotes_hidden_tests():
+    hidden = hidden_test_lines()
+    leak = "\n".join(hidden[:5])
+    report = Report("alice", 1, True, reasons=[f"echo: {hidden[0]}"])
+    report.tests = [
+        Result(
+            "hidden/t.py::test_x", "pytest", 0, 1, "failed", f"E   AssertionError: {leak}", True
+        ),
+        Result("test_train.py::test_y", "pytest", 0, 1, "failed", leak, False),
+        Result("test_task1_data", "notebook", 0, 2, "error", f"Traceback\n{leak}", True),
+    ]
+    notebook = {"cells": [{"cell_type": "code", "source": leak, "metadata": {}}]}
+    for text in (to_feedback_html(report, hidden, notebook), to_markdown(report, hidden)):
+        assert not [line for line in hidden if line in text or line.replace('"', "&quot;") in text]
+    assert scrub("x " + hidden[0], hidden) == "x [hidden test]"
+    assert json.dumps(report.to_dict())  # the instructor's JSON keeps everything
