@@ -13,8 +13,11 @@ LAB_PORT ?= 8888
 LAB_ARGS ?=
 # Extra options of a benchmark, e.g. make bench-serve BENCH_ARGS="--duration 30"
 BENCH_ARGS ?=
+IS_ROOT := $(filter 0,$(shell id -u))
 # apt-get needs root; anyone else goes through sudo.
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+SUDO := $(if $(IS_ROOT),,sudo)
+# Jupyter refuses to start as root (containers, CI runners) unless told it may.
+LAB_ROOT := $(if $(IS_ROOT),--allow-root)
 # Telemetry of every tool stays off.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -58,8 +61,10 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# jupyter-config/ holds the course's JupyterLab defaults (no "Jupyter news" prompt).
 lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ARGS)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS)
 
 check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)
 	$(BIN)/course check $(WEEK)
