@@ -46,7 +46,9 @@ demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates +
 test: $(STAMP) ## run the repository's tests (opt-in slow ones excluded)
 	$(PYTEST) -n 2 --dist loadfile -m "not slow" tests
 
-test-slow: $(STAMP) ## run the slow, opt-in checks
+test-slow: $(STAMP) ## run the slow, opt-in checks (installs chromium for the browser test)
+	-command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(PYTEST) -n 2 --dist loadfile -m slow tests
 
 lint: $(STAMP) ## ruff, hadolint, the workflow and compose schemas
