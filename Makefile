@@ -13,6 +13,8 @@ LAB_PORT ?= 8888
 LAB_ARGS ?=
 # Extra options of a benchmark, e.g. make bench-serve BENCH_ARGS="--duration 30"
 BENCH_ARGS ?=
+# Extra options of `make lock`, e.g. make lock LOCK_ARGS=--upgrade (re-resolve every pin)
+LOCK_ARGS ?=
 IS_ROOT := $(filter 0,$(shell id -u))
 # apt-get needs root; anyone else goes through sudo.
 SUDO := $(if $(IS_ROOT),,sudo)
@@ -85,9 +87,9 @@ bench-serve: $(STAMP) ## serving benchmark: mlpipe.serve vs mlflow models serve 
 		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
 	$(BIN)/python benchmarks/serve.py $(BENCH_ARGS)
 
-lock: ## re-pin requirements/lock.txt from requirements/requirements.in
+lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_ARGS=--upgrade: newest)
 	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_28
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(LOCK_ARGS)
 
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache
