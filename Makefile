@@ -13,8 +13,13 @@ LAB_PORT ?= 8888
 LAB_ARGS ?=
 # Extra options of a benchmark, e.g. make bench-serve BENCH_ARGS="--duration 30"
 BENCH_ARGS ?=
+# Extra options of `make lock`, e.g. make lock LOCK_ARGS=--upgrade (re-resolve every pin)
+LOCK_ARGS ?=
+IS_ROOT := $(filter 0,$(shell id -u))
 # apt-get needs root; anyone else goes through sudo.
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+SUDO := $(if $(IS_ROOT),,sudo)
+# Jupyter refuses to start as root (containers, CI runners) unless told it may.
+LAB_ROOT := $(if $(IS_ROOT),--allow-root)
 # Telemetry of every tool stays off.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -46,7 +51,9 @@ PYTEST_ARGS ?=
 test: $(STAMP) ## the fast tier (about 5 min): unit, component, both-ways and golden grading
 	$(PYTEST) -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
 
-test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, real servers, browser
+test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, servers, a browser
+	-command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(PYTEST) -n 2 --dist loadfile -m slow $(PYTEST_ARGS) tests
 
 test-all: test test-slow ## both tiers, as CI runs them
@@ -63,8 +70,10 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# jupyter-config/ holds the course's JupyterLab defaults (no "Jupyter news" prompt).
 lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ARGS)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS)
 
 check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)
 	$(BIN)/course check $(WEEK)
@@ -83,9 +92,9 @@ bench-serve: $(STAMP) ## serving benchmark: mlpipe.serve vs mlflow models serve 
 		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
 	$(BIN)/python benchmarks/serve.py $(BENCH_ARGS)
 
-lock: ## re-pin requirements/lock.txt from requirements/requirements.in
+lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_ARGS=--upgrade: newest)
 	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_28
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(LOCK_ARGS)
 
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ from autograder.config import LABS, REFERENCE_DIR, REPO_ROOT, SOLUTIONS, WEEKS
 TEMPLATE_ENTRIES = (
     ".devcontainer", ".gitignore", "Makefile", "README.md", "environment.yml",
     "pyproject.toml", "requirements", "weeks", "labs", "autograder", "nbgrader_config.py",
+    "jupyter-config",
 )  # fmt: skip
 STUDENT_WORKFLOW = "autograder/templates/student-grade.yml"
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 
 import pytest
 from conftest import REPO
@@ -61,49 +57,3 @@ def test_fresh_clone_installs_from_the_lock_and_imports_the_students_mlpipe(tmp_
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
     )
     assert status.stdout == "", f"make targets changed tracked files: {status.stdout}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_jupyterlab_serves_the_course_with_the_nbgrader_extension(tmp_path):
-    port, token = _free_port(), "course-test"
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path))
-    lab_args = f"--no-browser --IdentityProvider.token={token} --ServerApp.allow_root=True"
-    server = subprocess.Popen(
-        ["make", "-s", "lab", f"LAB_PORT={port}", f"LAB_ARGS={lab_args}"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterLab did not start")
-        with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as resp:
-            page = resp.read().decode()
-        config = json.loads(
-            page.split('id="jupyter-config-data" type="application/json">', 1)[1].split(
-                "</script>"
-            )[0]
-        )
-        names = {ext["name"] for ext in config["federated_extensions"]}
-        assert "@jupyter/nbgrader" in names
-        with urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=30) as resp:
-            assert resp.status == 200
-        with urllib.request.urlopen(
-            f"{base}/api/contents/labs/week01?token={token}", timeout=10
-        ) as resp:
-            listing = {item["name"] for item in json.load(resp)["content"]}
-        assert "lab.ipynb" in listing
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
