@@ -9,7 +9,7 @@ Each block below is one kind of setting; the modules import them from here:
 * output caps: how much of a test's or a cell's output a report keeps;
 * litter: names that are never part of a release, a comparison or a grade;
 * the ``pytest.ini`` of every pytest run over a student's code;
-* telemetry: the variables that turn every tool's telemetry off;
+* telemetry: read from ``autograder/telemetry.env``, the one definition;
 * identifiers shared by the grader's modules (nbgrader course id, kernel name).
 """
 
@@ -112,12 +112,35 @@ def pytest_ini(labs: Path | str) -> str:
 
 # --- telemetry -------------------------------------------------------------------------------
 
-#: Environment that turns every tool's telemetry off.
-NO_TELEMETRY = {
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-}
+#: The one definition of the variables that turn every tool's telemetry off. It ships
+#: with the package (package data, so the grader finds it in any install and a student
+#: template has it); the Makefile includes it, .ci/run and scripts/demo.sh source it,
+#: and tests/test_setup.py checks that the files which cannot read it (the
+#: devcontainer, the workflows, the grading image) carry the same variables.
+TELEMETRY_FILE = Path(__file__).with_name("telemetry.env")
+_ENV_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of ``path``; blank lines and ``#`` comments are skipped.
+
+    Raises:
+        ValueError: For a line that make, sh and this function would not all read
+            the same way (quotes, spaces, ``export``).
+    """
+    env = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _ENV_LINE.fullmatch(line)
+        if not match:
+            raise ValueError(f"{path}:{number}: not a plain KEY=VALUE line: {line!r}")
+        env[match.group(1)] = match.group(2)
+    return env
+
+
+#: Environment that turns every tool's telemetry off (read from :data:`TELEMETRY_FILE`).
+NO_TELEMETRY = read_env_file(TELEMETRY_FILE)
 
 # --- identifiers -----------------------------------------------------------------------------
 
