@@ -33,6 +33,9 @@ HIDDEN_DIR = "hidden"
 #: Pristine release notebooks shipped in a student template, used as the
 #: grading source when the instructor's solutions/ is not there.
 REFERENCE_DIR = "autograder/reference"
+#: The student's own pytest suite of the pipeline (week 4, graded by mutation), in
+#: solutions/ and labs/; named apart from the repository's tests/ and the weeks' tests.
+SUITE_DIR = "project_tests"
 
 # --- limits ----------------------------------------------------------------------------------
 # Defaults of ``Limits`` (autograder/sandbox.py), which every sandboxed process of a
@@ -205,8 +208,8 @@ WEEKS: dict[int, Week] = {
         "CI/CD for ML: promotion gates, a tested pipeline and its GitHub Actions workflow",
         files=(
             "mlpipe/gates.py",
-            "tests/test_data.py",
-            "tests/test_model.py",
+            f"{SUITE_DIR}/test_data.py",
+            f"{SUITE_DIR}/test_model.py",
             ".github/workflows/pipeline.yml",
         ),
     ),

@@ -28,13 +28,17 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.config import MAX_FILE, MAX_NOTEBOOK, MAX_TOTAL, SUBMISSION_LITTER, is_litter
+from autograder.config import (
+    MAX_FILE,
+    MAX_NOTEBOOK,
+    MAX_TOTAL,
+    SUBMISSION_LITTER,
+    SUITE_DIR,
+    is_litter,
+)
 
 PYTEST_CONFIG = {"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 SITE_HOOKS = {"sitecustomize.py", "usercustomize.py"}
-#: The student's own pytest suite (week 4): its conftest is theirs and runs only in the
-#: suite's own process, never in the grader's pytest (whose rootdir is elsewhere).
-SUITE_DIR = "tests"
 
 
 def _safe(path: Path, root: Path) -> bool:
@@ -178,6 +182,8 @@ def _planted(rel: Path, path: Path) -> str:
         return "a symbolic link"
     if name == "conftest.py":
         if rel.as_posix() == f"{SUITE_DIR}/conftest.py":
+            # The student's own suite (week 4): its conftest is theirs and runs only in the
+            # suite's own process, never in the grader's pytest (whose rootdir is elsewhere).
             return ""
         return "" if rel.parent.name == "tests" and len(rel.parts) == 3 else "a pytest conftest"
     if name in SITE_HOOKS or name.endswith(".pth"):
