@@ -20,10 +20,10 @@ IS_ROOT := $(filter 0,$(shell id -u))
 SUDO := $(if $(IS_ROOT),,sudo)
 # Jupyter refuses to start as root (containers, CI runners) unless told it may.
 LAB_ROOT := $(if $(IS_ROOT),--allow-root)
-# Telemetry of every tool stays off.
-export DVC_NO_ANALYTICS := 1
-export MLFLOW_DISABLE_TELEMETRY := true
-export DO_NOT_TRACK := 1
+# Telemetry of every tool stays off: autograder/telemetry.env is the one definition.
+TELEMETRY_ENV := autograder/telemetry.env
+include $(TELEMETRY_ENV)
+export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(TELEMETRY_ENV))
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 

@@ -35,9 +35,9 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Int, Unicode
 
-from autograder.sandbox import OUTPUT_LIMIT_MARKER, describe_exit
+from autograder.config import MAX_ERROR_TEXT, MAX_KERNEL_RESTARTS, OUTPUT_KB, OUTPUT_LIMIT_MARKER
+from autograder.sandbox import describe_exit
 
-MAX_ERROR_TEXT = 4000
 _RESOURCE_ERRORS = {"MemoryError", "_ArrayMemoryError", "BlockingIOError"}
 _GUARD = "__import__('autograder.kernel_guard').kernel_guard"
 
@@ -52,12 +52,12 @@ class GuardedExecute(Execute):
     """nbgrader's ``Execute`` that restarts dead or stuck kernels and checks for tampering."""
 
     findings_path = Unicode("", help="Where to write what happened, as JSON.").tag(config=True)
-    output_limit = Int(2 * 1024 * 1024, help="Characters of output kept per notebook.").tag(
+    output_limit = Int(OUTPUT_KB * 1024, help="Characters of output kept per notebook.").tag(
         config=True
     )
-    max_restarts = Int(3, help="Kernel restarts before the remaining cells are skipped.").tag(
-        config=True
-    )
+    max_restarts = Int(
+        MAX_KERNEL_RESTARTS, help="Kernel restarts before the remaining cells are skipped."
+    ).tag(config=True)
     sandbox_uid = Int(-1, help="User id of the student's processes (-1: none).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
@@ -214,7 +214,7 @@ class GuardedExecute(Execute):
                     NotebookNode(
                         output_type="stream",
                         name="stderr",
-                        text="[course grade: output limit reached; further output was dropped]\n",
+                        text=OUTPUT_LIMIT_MARKER + "\n",
                     )
                 )
             return None

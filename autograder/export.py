@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from autograder import CourseError
-from autograder.config import LABS, REFERENCE_DIR, REPO_ROOT, SOLUTIONS, WEEKS
+from autograder.config import HIDDEN_DIR, LABS, LITTER, REFERENCE_DIR, REPO_ROOT, SOLUTIONS, WEEKS
 
 #: Top-level entries copied into the template (the rest is instructor-only).
 TEMPLATE_ENTRIES = (
@@ -37,9 +37,7 @@ def export_student(dest: Path, root: Path = REPO_ROOT) -> Path:
         raise CourseError(f"'{dest}' is not empty; choose a new folder for the student template.")
     if not (root / LABS / "mlpipe").is_dir():
         raise CourseError("labs/ has not been generated yet; run `course release` first.")
-    ignore = shutil.ignore_patterns(
-        "__pycache__", ".ipynb_checkpoints", "*.pyc", "reference", "*.egg-info"
-    )
+    ignore = shutil.ignore_patterns(*LITTER, "reference", "*.egg-info")
     dest.mkdir(parents=True, exist_ok=True)
     for name in TEMPLATE_ENTRIES:
         src = root / name
@@ -54,7 +52,7 @@ def export_student(dest: Path, root: Path = REPO_ROOT) -> Path:
     workflow = dest / ".github" / "workflows" / "grade.yml"
     workflow.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(root / STUDENT_WORKFLOW, workflow)
-    leaked = [p for p in dest.rglob("*") if p.name in (SOLUTIONS, "hidden")]
+    leaked = [p for p in dest.rglob("*") if p.name in (SOLUTIONS, HIDDEN_DIR)]
     if leaked:
         raise CourseError(f"Refusing to export: {leaked[0]} would leak instructor files.")
     return dest

@@ -39,6 +39,8 @@ from pathlib import Path
 
 from autograder import CourseError, intake, nbgrader_app
 from autograder.config import (
+    COURSE_ID,
+    HIDDEN_DIR,
     LABS,
     NO_TELEMETRY,
     REPO_ROOT,
@@ -46,10 +48,12 @@ from autograder.config import (
     WEEKS,
     Week,
     get_week,
+    pytest_ini,
 )
 from autograder.report import (
     Report,
     TestResult,
+    clip,
     read_reports,
     write_class_csv,
     write_gradescope,
@@ -57,10 +61,8 @@ from autograder.report import (
 )
 from autograder.sandbox import Limits, Spec, claim_uids, command, kill_user
 from autograder.sources import GradedItem, GradingSource, find_source, notebook_items, pytest_items
-from autograder.worker import COURSE_ID, Job
+from autograder.worker import Job
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MAX_OUTPUT = 4000
 #: Flags after which a report counts as not finished: the next run grades it again.
 RETRY_FLAGS = {"grader-error"}
 #: Flags that mean a student's lab could not be graded at all (exit status 3).
@@ -113,11 +115,6 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
     return subs
 
 
-def _clip(text: str) -> str:
-    text = ANSI.sub("", text).strip()
-    return text if len(text) <= MAX_OUTPUT else "...\n" + text[-MAX_OUTPUT:]
-
-
 # --- shared with ``course check`` ------------------------------------------------------
 
 
@@ -150,10 +147,7 @@ def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[
 
     It writes ``run_dir/pytest.ini`` so that no configuration of the submission applies.
     """
-    (run_dir / "pytest.ini").write_text(
-        f"[pytest]\npythonpath = {labs}\nmarkers =\n    points(n): points a graded test is worth\n",
-        encoding="utf-8",
-    )
+    (run_dir / "pytest.ini").write_text(pytest_ini(labs), encoding="utf-8")
     return [
         sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(run_dir / "pytest.ini"),
         "--rootdir", str(tests.parent), "-p", "no:cacheprovider", *extra,
@@ -175,7 +169,7 @@ def _junit_results(xml_path: Path) -> dict[str, tuple[str, str]]:
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 status = {"failure": "failed", "error": "error", "skipped": "failed"}[child.tag]
-                output = _clip(f"{child.get('message', '')}\n{child.text or ''}")
+                output = clip(f"{child.get('message', '')}\n{child.text or ''}")
                 break
         results[name] = (status, output)
     return results
@@ -211,7 +205,7 @@ def hidden_lines(source: GradingSource, week: Week) -> list[str]:
     if not source.hidden_tests:
         return []
     lines: list[str] = []
-    hidden = source.tests(week) / "hidden"
+    hidden = source.tests(week) / HIDDEN_DIR
     for path in sorted(hidden.rglob("*.py")) if hidden.is_dir() else []:
         lines += path.read_text(encoding="utf-8").splitlines()
     nb = json.loads(source.notebook(week).read_text(encoding="utf-8"))

@@ -28,16 +28,17 @@ from pathlib import Path
 
 import nbformat
 
-#: Largest notebook the grader reads, in bytes.
-MAX_NOTEBOOK = 20 * 1024 * 1024
-#: Largest single file copied into a sandbox, and the most copied in total, in bytes.
-MAX_FILE, MAX_TOTAL = 50 * 1024 * 1024, 500 * 1024 * 1024
-LITTER = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".git", ".DS_Store"}
+from autograder.config import (
+    MAX_FILE,
+    MAX_NOTEBOOK,
+    MAX_TOTAL,
+    SUBMISSION_LITTER,
+    SUITE_DIR,
+    is_litter,
+)
+
 PYTEST_CONFIG = {"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 SITE_HOOKS = {"sitecustomize.py", "usercustomize.py"}
-#: The student's own pytest suite (week 4): its conftest is theirs and runs only in the
-#: suite's own process, never in the grader's pytest (whose rootdir is elsewhere).
-SUITE_DIR = "tests"
 
 
 def _safe(path: Path, root: Path) -> bool:
@@ -181,6 +182,8 @@ def _planted(rel: Path, path: Path) -> str:
         return "a symbolic link"
     if name == "conftest.py":
         if rel.as_posix() == f"{SUITE_DIR}/conftest.py":
+            # The student's own suite (week 4): its conftest is theirs and runs only in the
+            # suite's own process, never in the grader's pytest (whose rootdir is elsewhere).
             return ""
         return "" if rel.parent.name == "tests" and len(rel.parts) == 3 else "a pytest conftest"
     if name in SITE_HOOKS or name.endswith(".pth"):
@@ -215,9 +218,9 @@ def copy_labs(src: Path, dest: Path) -> list[str]:
         keep = []
         for name in sorted(dirs):
             rel = rel_dir / name
-            why = "" if name in LITTER else _planted(rel, here / name)
-            if name in LITTER:
+            if is_litter(name, SUBMISSION_LITTER):
                 continue
+            why = _planted(rel, here / name)
             if why:
                 left_out.append(f"labs/{rel.as_posix()} ({why})")
                 continue
@@ -227,7 +230,7 @@ def copy_labs(src: Path, dest: Path) -> list[str]:
         for name in sorted(files):
             rel = rel_dir / name
             path = here / name
-            if name in LITTER or name.endswith(".pyc"):
+            if is_litter(name, SUBMISSION_LITTER):
                 continue
             if name == "conftest.py" and len(rel.parts) == 3 and not _planted(rel, path):
                 continue
@@ -250,10 +253,10 @@ def digest(labs: Path) -> str:
     if not labs.is_dir():
         return "none"
     for folder, dirs, files in os.walk(labs, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in LITTER)
+        dirs[:] = sorted(d for d in dirs if not is_litter(d, SUBMISSION_LITTER))
         for name in sorted(files):
             path = Path(folder, name)
-            if name in LITTER or name.endswith(".pyc"):
+            if is_litter(name, SUBMISSION_LITTER):
                 continue
             hasher.update(path.relative_to(labs).as_posix().encode() + b"\0")
             if path.is_symlink():

@@ -15,7 +15,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from autograder import CourseError
-from autograder.config import CELL_TIMEOUT
+from autograder.config import CELL_TIMEOUT, COURSE_ID
 
 
 def nbgrader_config(root: Path, cell_timeout: int = CELL_TIMEOUT) -> Config:
@@ -27,7 +27,7 @@ def nbgrader_config(root: Path, cell_timeout: int = CELL_TIMEOUT) -> Config:
     """
     config = Config()
     config.CourseDirectory.root = str(root)
-    config.CourseDirectory.course_id = "mlops-roadmap"
+    config.CourseDirectory.course_id = COURSE_ID
     config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
     config.Execute.timeout = cell_timeout
     config.Execute.interrupt_on_timeout = True

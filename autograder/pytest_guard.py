@@ -33,11 +33,10 @@ from pathlib import Path
 
 import pytest
 
+from autograder.config import MAX_OUTPUT, MAX_RESULTS
+
 #: Name of the canary test (in the first test module).
 CANARY = "course_grade_canary"
-MAX_TEXT = 4000
-#: Bytes of a results file the grader reads.
-MAX_RESULTS = 8 * 1024 * 1024
 
 _state: dict = {}
 
@@ -247,7 +246,7 @@ def _own_timeouts(items) -> dict[str, float]:
 
 def pytest_collectreport(report) -> None:
     if report.failed:
-        _emit(t="collect-error", id=report.nodeid, text=str(report.longreprtext)[-MAX_TEXT:])
+        _emit(t="collect-error", id=report.nodeid, text=str(report.longreprtext)[-MAX_OUTPUT:])
 
 
 def pytest_runtest_logstart(nodeid: str, location) -> None:
@@ -261,7 +260,7 @@ def pytest_runtest_logreport(report) -> None:
         id=report.nodeid,
         when=report.when,
         outcome=report.outcome,
-        text=text[-MAX_TEXT:],
+        text=text[-MAX_OUTPUT:],
         duration=round(report.duration, 3),
     )
 

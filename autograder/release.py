@@ -13,14 +13,21 @@ Hidden component tests (``weekNN/tests/hidden/``) are never released.
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import CourseError, nbgrader_app
-from autograder.config import HIDDEN_DIR, LABS, LITTER, REPO_ROOT, SOLUTIONS, WEEKS, get_week
+from autograder.config import (
+    HIDDEN_DIR,
+    LABS,
+    REPO_ROOT,
+    SOLUTIONS,
+    WEEKS,
+    get_week,
+    is_litter,
+)
 
 BEGIN = "BEGIN SOLUTION"
 END = "END SOLUTION"
@@ -102,7 +109,7 @@ def stub_text(text: str) -> str:
 
 
 def _is_litter(rel: Path) -> bool:
-    return any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in LITTER)
+    return any(is_litter(part) for part in rel.parts)
 
 
 def _week_of(rel: Path) -> int | None:

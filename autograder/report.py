@@ -11,13 +11,23 @@ import csv
 import html
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from autograder.config import MAX_OUTPUT, MIN_HIDDEN
+
 Status = Literal["passed", "failed", "error", "manual"]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def clip(text: str) -> str:
+    """Output as a report keeps it: no terminal colours, the last ``MAX_OUTPUT`` characters."""
+    text = _ANSI.sub("", text or "").strip()
+    return text if len(text) <= MAX_OUTPUT else "...\n" + text[-MAX_OUTPUT:]
 
 
 @dataclass
@@ -100,10 +110,6 @@ class Report:
             digest=data.get("digest", ""),
             seconds=dict(data.get("seconds", {})),
         )
-
-
-#: Hidden-test text shorter than this is not searched for (too common to mean a leak).
-MIN_HIDDEN = 12
 
 
 def scrub(text: str, hidden: Iterable[str] = ()) -> str:

@@ -36,12 +36,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.config import CELL_TIMEOUT, PYTEST_TIMEOUT, TEST_TIMEOUT
-
-#: First user id of the grading slots; each run claims free ids from here (:func:`claim_uids`).
-SLOT_UID_BASE = 61000
-#: Marker a sandboxed kernel prints once when the notebook's output limit is reached.
-OUTPUT_LIMIT_MARKER = "[course grade: output limit reached; further output was dropped]"
+from autograder.config import (
+    CELL_TIMEOUT,
+    CPU_SECONDS,
+    FILE_MB,
+    MEMORY_MB,
+    OUTPUT_KB,
+    OUTPUT_LIMIT_MARKER,
+    PROCESSES,
+    PYTEST_TIMEOUT,
+    SLOT_UID_BASE,
+    TEST_TIMEOUT,
+)
 
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
@@ -51,6 +57,8 @@ _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of the processes that run a student's code.
+
+    The defaults are the grader's constants in :mod:`autograder.config`.
 
     Attributes:
         cell_timeout: Seconds a notebook cell may run.
@@ -66,11 +74,11 @@ class Limits:
     cell_timeout: int = CELL_TIMEOUT
     test_timeout: int = TEST_TIMEOUT
     pytest_timeout: int = PYTEST_TIMEOUT
-    memory_mb: int = 4096
-    file_mb: int = 512
-    output_kb: int = 2048
-    processes: int = 256
-    cpu_seconds: int = 1800
+    memory_mb: int = MEMORY_MB
+    file_mb: int = FILE_MB
+    output_kb: int = OUTPUT_KB
+    processes: int = PROCESSES
+    cpu_seconds: int = CPU_SECONDS
 
 
 @dataclass

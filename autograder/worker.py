@@ -39,14 +39,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import intake
-from autograder.config import NO_TELEMETRY, get_week
+from autograder.config import (
+    COURSE_ID,
+    KERNEL_NAME,
+    KERNEL_STARTUP_TIMEOUT,
+    MAX_PYTEST_ATTEMPTS,
+    NO_TELEMETRY,
+    get_week,
+    pytest_ini,
+)
 from autograder.overlay import use_reference_for_other_weeks
+from autograder.report import clip
 from autograder.sandbox import Limits, Spec, command, describe_exit, kill_session, kill_user
-
-KERNEL_NAME = "course-grader"
-COURSE_ID = "mlops-roadmap"
-MAX_ATTEMPTS = 5
-MAX_OUTPUT = 4000
 
 
 @dataclass
@@ -122,13 +126,6 @@ def sandbox_env(sandbox: Path, labs: Path) -> dict[str, str]:
         "MPLBACKEND": "Agg",
         **NO_TELEMETRY,
     }
-
-
-def _clip(text: str, limit: int = MAX_OUTPUT) -> str:
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text or "").strip()
-    return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
 def _mkdir(path: Path, uid: int | None, mode: int = 0o700) -> Path:
@@ -217,7 +214,7 @@ def _errors(notebook: Path) -> dict[str, str]:
         if grade_id and outs:
             out = outs[-1]
             text = "\n".join(out.get("traceback", [])) or f"{out['ename']}: {out['evalue']}"
-            errors[grade_id] = _clip(text)
+            errors[grade_id] = clip(text)
     return errors
 
 
@@ -303,7 +300,7 @@ def _autograde(job: Job, course: Path, kernel_spec: Path, findings: Path) -> dic
     steps = Autograde.class_traits()["autograde_preprocessors"].default()
     extra.Autograde.autograde_preprocessors = [GuardedExecute if s is Execute else s for s in steps]
     extra.Execute.kernel_name = KERNEL_NAME
-    extra.Execute.startup_timeout = 120
+    extra.Execute.startup_timeout = KERNEL_STARTUP_TIMEOUT
     extra.GuardedExecute.findings_path = str(findings)
     extra.GuardedExecute.output_limit = limits.output_kb * 1024
     extra.GuardedExecute.sandbox_uid = -1 if job.uid is None else job.uid
@@ -419,7 +416,7 @@ def _failed(job: Job, part: dict, result: dict) -> dict:
     detail = ([line for line in log if line.strip()] or ["no details"])[-1][:300]
     part.update(status="failed", flags=[*part["flags"], "autograde-failed"])
     part["reasons"].append(f"nbgrader could not grade the notebook: {detail}")
-    part["detail"] = _clip("\n".join(log))
+    part["detail"] = clip("\n".join(log))
     return part
 
 
@@ -475,10 +472,7 @@ def _copy_tests(src: Path, dest: Path) -> None:
 
 def _write_ini(run: Path, labs: Path) -> Path:
     ini = run / "pytest.ini"
-    ini.write_text(
-        f"[pytest]\npythonpath = {labs}\nmarkers =\n    points(n): points a graded test is worth\n",
-        encoding="utf-8",
-    )
+    ini.write_text(pytest_ini(labs), encoding="utf-8")
     os.chmod(ini, 0o644)
     return ini
 
@@ -605,7 +599,7 @@ def _read_run(run: _Run, nodeids: list[str], problems: list[str]) -> tuple[dict,
         if record["t"] == "collect-error":
             for nodeid in nodeids:
                 if nodeid.startswith(record["id"]) and nodeid not in ran:
-                    ran[nodeid] = ("error", _clip(record.get("text", "")))
+                    ran[nodeid] = ("error", clip(record.get("text", "")))
     if run.forged:
         problems.append(f"{run.forged} test results were written by the code under test")
     canary = [n for n in collected if n.endswith("::" + CANARY)]
@@ -649,7 +643,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
     remaining = [f"tests/{name}" for name in names]
     results: dict[str, tuple[str, str]] = {}
     problems: list[str] = []
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_PYTEST_ATTEMPTS):
         proc, path, key = _start_pytest(job, attempt, remaining, plabs, run, out)
         outcome = _watch(proc, path, key, limits)
         _cleanup(job, proc.pid)
@@ -701,7 +695,7 @@ def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
         if status != "passed" and "Timeout (>" in output:
             part["flags"].append("timeout")
             part["reasons"].append(f"{name}: the test ran past the time limit and was stopped.")
-        items[name] = {"status": status, "output": _clip(output)}
+        items[name] = {"status": status, "output": clip(output)}
     if skipped:
         part["flags"].append("tampering")
         part["reasons"].append(

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from submissions import SAMPLES  # noqa: E402
 
+from autograder.config import NO_TELEMETRY, TEST_TIMEOUT, pytest_ini  # noqa: E402
+
 BIN = Path(sys.executable).parent
 MIX = ("reference", "partial", "blank", "syntax-error", "untouched")
 
@@ -44,9 +46,7 @@ def _env() -> dict[str, str]:
     env.update(
         PATH=f"{BIN}{os.pathsep}{env['PATH']}",
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-        DVC_NO_ANALYTICS="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
+        **NO_TELEMETRY,
     )
     return env
 
@@ -90,9 +90,9 @@ def pytest_part(subs: list[Path], work: Path, env: dict[str, str]) -> float:
     for sub in subs:
         run = work / sub.name
         shutil.copytree(REPO / "solutions/week01/tests", run / "tests")
-        (run / "pytest.ini").write_text(f"[pytest]\npythonpath = {sub / 'labs'}\n")
+        (run / "pytest.ini").write_text(pytest_ini(sub / "labs"))
         cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-c", "pytest.ini", "-p"]
-        cmd += ["no:cacheprovider", "-p", "pytest_timeout", "--timeout=60"]
+        cmd += ["no:cacheprovider", "-p", "pytest_timeout", f"--timeout={TEST_TIMEOUT}"]
         subprocess.run(
             cmd, cwd=run, env=dict(env, HOME=str(run), MLPIPE_HOME=str(run)), capture_output=True
         )

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autograder.config import NO_TELEMETRY
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "solutions"))  # the reference package, as the tests use it
 
@@ -155,9 +157,7 @@ def server_env(tmp: Path, tracking_uri: str) -> dict[str, str]:
         MLPIPE_SERVE_MODEL_NAME=NAME,
         MLPIPE_SERVE_MODEL_ALIAS=ALIAS,
         MLPIPE_SERVE_INFERENCE_LOG=str(tmp / "inference.jsonl"),
-        DVC_NO_ANALYTICS="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
+        **NO_TELEMETRY,
     )
     return env
 
@@ -168,7 +168,7 @@ def register_model(tmp: Path) -> tuple[str, Any]:
     Returns:
         The tracking URI and the fitted scikit-learn model.
     """
-    os.environ.update(MLPIPE_HOME=str(tmp), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
+    os.environ.update(NO_TELEMETRY, MLPIPE_HOME=str(tmp))
     import mlflow
 
     from mlpipe import track, train

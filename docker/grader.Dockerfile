@@ -11,6 +11,7 @@
 # root only, so one student's code cannot read another's checkout.)
 FROM python:3.11.7-slim
 
+# Telemetry off: the variables of autograder/telemetry.env (tests/test_setup.py keeps them the same).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -12,7 +12,7 @@ DEMO=$ROOT/build/demo
 PY=$(command -v "$PY")
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 export PATH="$(dirname "$PY"):$PATH" PYTHONPATH="$ROOT/solutions" MLPIPE_HOME="$DEMO"
-export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
+set -a; . "$ROOT/autograder/telemetry.env"; set +a
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com
 export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com

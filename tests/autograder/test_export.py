@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 from conftest import REPO, run_module
 
@@ -15,6 +16,10 @@ def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):
     assert not [f for f in files if f.startswith("solutions") or "/hidden/" in f]
     assert ".github/workflows/grade.yml" in files
     assert "autograder/reference/week01/lab.ipynb" in files
+    # The template's Makefile includes the telemetry definition, which comes with autograder/.
+    assert "autograder/telemetry.env" in files
+    make = subprocess.run(["make", "-s", "help"], cwd=dest, capture_output=True, text=True)
+    assert make.returncode == 0 and "make check" in make.stdout, make.stderr
     hidden_source = (REPO / "solutions/week01/tests/hidden/test_train_hidden.py").read_text()
     for f in files:
         text = (dest / f).read_text(errors="ignore")

@@ -97,16 +97,21 @@ def test_the_digest_changes_with_the_submission(tmp_path):
 
 
 def test_the_sandbox_copy_keeps_the_students_own_suite_and_workflow(tmp_path):
-    """Week 4: labs/tests/ (with its conftest and even an __init__) and labs/.github are the
-    student's work, copied like any other; other conftest files are still left out."""
+    """Week 4: labs/project_tests/ (with its conftest and even an __init__) and labs/.github
+    are the student's work, copied like any other; other conftest files are still left out."""
     labs = tmp_path / "labs"
     for rel in (
-        "mlpipe/__init__.py", "tests/__init__.py", "tests/conftest.py", "tests/test_data.py",
-        "tests/sub/conftest.py", ".github/workflows/pipeline.yml",
+        "mlpipe/__init__.py", "project_tests/__init__.py", "project_tests/conftest.py",
+        "project_tests/test_data.py", "project_tests/sub/conftest.py",
+        ".github/workflows/pipeline.yml",
     ):  # fmt: skip
         (labs / rel).parent.mkdir(parents=True, exist_ok=True)
         (labs / rel).write_text("x = 1\n")
     left_out = intake.copy_labs(labs, tmp_path / "copy")
-    assert left_out == ["labs/tests/sub/conftest.py (a pytest conftest)"]
-    for rel in ("tests/conftest.py", "tests/test_data.py", ".github/workflows/pipeline.yml"):
+    assert left_out == ["labs/project_tests/sub/conftest.py (a pytest conftest)"]
+    for rel in (
+        "project_tests/conftest.py",
+        "project_tests/test_data.py",
+        ".github/workflows/pipeline.yml",
+    ):
         assert (tmp_path / "copy" / rel).is_file(), rel

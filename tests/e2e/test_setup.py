@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,10 +83,75 @@ def test_devcontainer_parses_and_its_commands_exist():
     assert config["portsAttributes"]["8888"]["label"] == "JupyterLab"
     extensions = config["customizations"]["vscode"]["extensions"]
     assert {"ms-python.python", "ms-toolsai.jupyter"} <= set(extensions)
-    assert config["containerEnv"]["DVC_NO_ANALYTICS"] == "1"
     assert config["hostRequirements"]["cpus"] >= 2
     # `course` and `jupyter` from the project's .venv are on the terminal's PATH.
     assert config["remoteEnv"]["PATH"].startswith("${containerWorkspaceFolder}/.venv/bin:")
+
+
+# --- telemetry: autograder/telemetry.env is the one definition ------------------------------
+
+#: Names of variables about telemetry: any of them outside the definition is drift.
+TELEMETRY_NAME = re.compile(r"TELEMETRY|ANALYTICS|DO_NOT_TRACK|USAGE_STATS")
+PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def _telemetry() -> dict[str, str]:
+    from autograder.config import NO_TELEMETRY, TELEMETRY_FILE
+
+    assert TELEMETRY_FILE == REPO / "autograder/telemetry.env"
+    assert NO_TELEMETRY, "autograder/telemetry.env defines no variable"
+    return NO_TELEMETRY
+
+
+def _dockerfile_env(path: Path) -> dict[str, str]:
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    env = {}
+    for line in text.splitlines():
+        if line.strip().upper().startswith("ENV "):
+            env.update((k, v.strip('"')) for k, v in re.findall(r"([A-Za-z_]\w*)=(\S+)", line))
+    return env
+
+
+def _copies() -> dict[str, dict]:
+    """The files that cannot read autograder/telemetry.env, and the environment each sets."""
+    devcontainer = json.loads((REPO / ".devcontainer/devcontainer.json").read_text())
+    ci = yaml.safe_load((REPO / ".github/workflows/ci.yml").read_text())
+    student = yaml.safe_load((REPO / "autograder/templates/student-grade.yml").read_text())
+    return {
+        ".devcontainer/devcontainer.json": devcontainer["containerEnv"],
+        ".github/workflows/ci.yml": ci["jobs"]["test"]["env"],
+        "autograder/templates/student-grade.yml": student["jobs"]["grade"]["env"],
+        "docker/grader.Dockerfile": _dockerfile_env(REPO / "docker/grader.Dockerfile"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_copies()))
+def test_files_that_cannot_include_telemetry_env_carry_exactly_its_variables(name):
+    env = {str(k): str(v) for k, v in _copies()[name].items()}
+    telemetry = _telemetry()
+    carried = {k: v for k, v in env.items() if k in telemetry or TELEMETRY_NAME.search(k)}
+    assert carried == telemetry, f"{name} drifted from autograder/telemetry.env"
+
+
+def test_make_ci_and_the_demo_read_telemetry_env():
+    telemetry = _telemetry()
+    clean = {k: v for k, v in os.environ.items() if k not in telemetry}
+    proc = subprocess.run(
+        ["make", "-s", "--no-print-directory", "--eval", f"print-env: ; @{sys.executable} -c '{PRINT_ENV}'", "print-env"],
+        cwd=REPO, env=clean, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert {k: json.loads(proc.stdout).get(k) for k in telemetry} == telemetry
+    sourced = subprocess.run(
+        ["sh", "-c", f"set -a; . ./autograder/telemetry.env; set +a; exec {sys.executable} -c '{PRINT_ENV}'"],
+        cwd=REPO, env=clean, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert {k: json.loads(sourced.stdout).get(k) for k in telemetry} == telemetry
+    for script in (".ci/run", "scripts/demo.sh"):
+        text = (REPO / script).read_text()
+        assert re.search(r"set -a; \. \S*autograder/telemetry\.env\"?; set \+a", text), script
+        assert not [k for k in telemetry if f"{k}=" in text], f"{script} sets its own values"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "telemetry.env" in pyproject["tool"]["setuptools"]["package-data"]["autograder"]
 
 
 def _lock() -> dict[str, str]:

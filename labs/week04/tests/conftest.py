@@ -8,7 +8,7 @@ These tests import ``mlpipe`` as installed: in your checkout that is your own
   ``champion``; the command line is run as ``python -m mlpipe gate``.
 * The suite tests copy your pipeline project (the folder holding ``mlpipe``:
   your ``labs/``) to a temporary folder, plant one bug in it and run your own
-  ``tests/`` there with ``python -m pytest``: your suite must pass on the
+  ``project_tests/`` there with ``python -m pytest``: your suite must pass on the
   pipeline as it is and fail on the planted bug.
 * The workflow tests read ``.github/workflows/pipeline.yml``.
 """
@@ -38,6 +38,8 @@ PIPELINE_DIR = Path(mlpipe.__file__).resolve().parents[1]
 MODEL = "iris-classifier"
 #: The workflow file, relative to the pipeline project.
 WORKFLOW = Path(".github/workflows/pipeline.yml")
+#: The student's own suite, relative to the pipeline project.
+SUITE_DIR = "project_tests"
 #: Seconds one run of the student's suite may take.
 SUITE_TIMEOUT = 120
 
@@ -182,7 +184,7 @@ class Mutant:
 
 @dataclass
 class SuiteRun:
-    """One run of the student's ``tests/`` on a copy of the pipeline."""
+    """One run of the student's ``project_tests/`` on a copy of the pipeline."""
 
     returncode: int | None
     passed: dict[str, int] = field(default_factory=dict)
@@ -242,7 +244,7 @@ def _counts(xml: Path) -> tuple[dict[str, int], list[str]]:
 
 
 def run_suite(root: Path, quick: bool = False) -> SuiteRun:
-    """Run ``python -m pytest -q -p no:cacheprovider tests`` in the copy at ``root``.
+    """Run ``python -m pytest -q -p no:cacheprovider project_tests`` in the copy at ``root``.
 
     ``quick`` stops at the first failure (``-x``): enough to tell a caught bug.
     """
@@ -259,7 +261,7 @@ def run_suite(root: Path, quick: bool = False) -> SuiteRun:
         DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1",
     )  # fmt: skip
     command = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SUITE_DIR,
         "--rootdir", str(root), f"--junitxml={xml}", *(["-x"] if quick else []),
     ]  # fmt: skip
     try:
@@ -327,7 +329,7 @@ def suites(tmp_path_factory) -> Suites:
 def require_suite_passes(run: SuiteRun) -> None:
     """Fail, with why, unless the student's suite passed on the unchanged pipeline."""
     assert run.ok, (
-        "your tests/ must pass on the pipeline as it is before they can catch a planted bug, "
+        f"your {SUITE_DIR}/ must pass on the pipeline as it is before they can catch a planted bug, "
         f"but {run.why()}"
     )
 
@@ -405,7 +407,7 @@ WATCHED = (
     "params.yaml",
     "dvc.yaml",
     "mlpipe/train.py",
-    "tests/test_model.py",
+    f"{SUITE_DIR}/test_model.py",
 )
 
 
@@ -422,7 +424,7 @@ def required_steps() -> dict[str, int]:
             "install": "pip install" in run,
             "pull": "dvc pull" in run or "dvc fetch" in run,
             "repro": "dvc repro" in run,
-            "tests": "pytest" in run and " tests" in f" {run.split('pytest', 1)[1]}",
+            "tests": "pytest" in run and f" {SUITE_DIR}" in f" {run.split('pytest', 1)[1]}",
             "gate": "mlpipe gate" in run and "--promote" not in run,
             "promote": "mlpipe gate" in run and "--promote" in run,
         }

@@ -1,9 +1,9 @@
-"""Visible tests of your own suite (``tests/test_data.py``, ``tests/test_model.py``).
+"""Visible tests of your own suite (``project_tests/test_data.py``, ``test_model.py``).
 
 Your suite is graded by mutation. The grader copies your pipeline project,
 plants one realistic bug in a copy of ``mlpipe`` (the reference modules of
 weeks 1 and 2, so your own earlier work does not matter), and runs your
-``tests/`` there with ``python -m pytest``. A bug counts as caught when your
+``project_tests/`` there with ``python -m pytest``. A bug counts as caught when your
 suite passes on the pipeline as it is and fails on the copy with the bug.
 The hidden tests plant other bugs than the one below, and also check that a
 harmless change (one that changes no behaviour) does not make your suite fail.

@@ -224,7 +224,7 @@ def test_workflow_ignores_changes_outside_the_pipeline():
     for event in ("push", "pull_request"):
         for path in ("README.md", "docs/notes.md", "notebooks/explore.ipynb"):
             assert not runs_on_change(events[event], path), f"{event} runs on {path}"
-        for path in ("data/processed/iris.csv", "mlpipe/gates.py", "tests/test_data.py"):
+        for path in ("data/processed/iris.csv", "mlpipe/gates.py", "project_tests/test_data.py"):
             assert runs_on_change(events[event], path), f"{event} ignores {path}"
 
 

@@ -1,7 +1,7 @@
 """Data tests of the pipeline: what ``prepare`` and ``validate`` must always do.
 
 This suite is yours (week 4). It runs in CI on every change to data, params or
-code (``pytest tests``), before the gates. It is graded by mutation: it must
+code (``pytest project_tests``), before the gates. It is graded by mutation: it must
 pass on a correct ``mlpipe`` and fail when a realistic bug is planted in
 ``mlpipe/data.py``, ``mlpipe/validate.py`` or ``mlpipe/train.py``. So assert
 behaviour, precisely: a test that only checks that a function returns
@@ -42,37 +42,37 @@ def test_prepare_gives_the_pipeline_columns_and_plain_labels(clean):
     """``prepare`` keeps all 150 rows, the columns ``FEATURES + [TARGET]`` in that
     order, and labels without the provider's prefix (exactly the three species)."""
     # YOUR CODE HERE
-    raise NotImplementedError("tests.test_data.test_prepare_gives_the_pipeline_columns_and_plain_labels")
+    raise NotImplementedError("project_tests.test_data.test_prepare_gives_the_pipeline_columns_and_plain_labels")
 
 
 def test_prepare_is_deterministic(raw_csv, tmp_path):
     """Preparing the same raw file twice gives the same bytes and the same fingerprint."""
     # YOUR CODE HERE
-    raise NotImplementedError("tests.test_data.test_prepare_is_deterministic")
+    raise NotImplementedError("project_tests.test_data.test_prepare_is_deterministic")
 
 
 def test_fingerprint_changes_with_one_value(clean):
     """``train.fingerprint`` is the same for an identical copy of the data and
     different as soon as one measurement changes."""
     # YOUR CODE HERE
-    raise NotImplementedError("tests.test_data.test_fingerprint_changes_with_one_value")
+    raise NotImplementedError("project_tests.test_data.test_fingerprint_changes_with_one_value")
 
 
 def test_validate_passes_clean_data(clean):
     """Every check of ``validate.validate`` passes on the prepared Iris data."""
     # YOUR CODE HERE
-    raise NotImplementedError("tests.test_data.test_validate_passes_clean_data")
+    raise NotImplementedError("project_tests.test_data.test_validate_passes_clean_data")
 
 
 def test_validate_catches_a_missing_value(clean):
     """One empty cell is enough to fail the ``missing_values`` check (the
     default params allow none), and the whole result then fails."""
     # YOUR CODE HERE
-    raise NotImplementedError("tests.test_data.test_validate_catches_a_missing_value")
+    raise NotImplementedError("project_tests.test_data.test_validate_catches_a_missing_value")
 
 
 def test_validate_catches_an_unseen_label(clean):
     """A label the model does not know (e.g. ``tulip`` in one row) fails the
     ``domain.categories`` check."""
     # YOUR CODE HERE
-    raise NotImplementedError("tests.test_data.test_validate_catches_an_unseen_label")
+    raise NotImplementedError("project_tests.test_data.test_validate_catches_an_unseen_label")

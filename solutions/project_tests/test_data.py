@@ -1,7 +1,7 @@
 """Data tests of the pipeline: what ``prepare`` and ``validate`` must always do.
 
 This suite is yours (week 4). It runs in CI on every change to data, params or
-code (``pytest tests``), before the gates. It is graded by mutation: it must
+code (``pytest project_tests``), before the gates. It is graded by mutation: it must
 pass on a correct ``mlpipe`` and fail when a realistic bug is planted in
 ``mlpipe/data.py``, ``mlpipe/validate.py`` or ``mlpipe/train.py``. So assert
 behaviour, precisely: a test that only checks that a function returns
