@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from autograder.config import MAX_OUTPUT, MIN_HIDDEN
+from autograder.config import MAX_OUTPUT, MIN_HIDDEN, WEEKS
 
 Status = Literal["passed", "failed", "error", "manual"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -151,6 +151,8 @@ def to_markdown(report: Report, hidden: Iterable[str] = ()) -> str:
     ]
     if not report.hidden_tests:
         lines += ["Hidden tests were not available: this grade uses the visible tests only.", ""]
+    if report.needs_manual_grading and report.week in WEEKS:
+        lines += [f"Written answers: what a full answer covers is in weeks/{WEEKS[report.week].slug}/RUBRIC.md.", ""]  # fmt: skip
     for reason in report.reasons:
         lines.append(f"> {scrub(reason, hidden)}")
     if report.reasons:

@@ -26,3 +26,14 @@ def test_student_facing_text_never_quotes_hidden_tests():
         assert not [line for line in hidden if line in text or line.replace('"', "&quot;") in text]
     assert scrub("x " + hidden[0], hidden) == "x [hidden test]"
     assert json.dumps(report.to_dict())  # the instructor's JSON keeps everything
+
+
+def test_markdown_points_a_manual_item_to_the_weeks_rubric():
+    from conftest import REPO
+
+    report = Report("alice", 2, False)
+    report.tests = [Result("task5_written", "notebook", 0, 4, "manual", "", False)]
+    text = to_markdown(report)
+    assert "weeks/02-data/RUBRIC.md" in text and (REPO / "weeks/02-data/RUBRIC.md").is_file()
+    report.tests[0].status = "passed"  # graded: no pointer
+    assert "RUBRIC.md" not in to_markdown(report)
