@@ -5,7 +5,8 @@ every path exists, every command is one the slow part runs), the rubrics and the
 instructor README's student-facing lines, and runs the quick commands. The slow part
 runs every command the student README names in the handout, and `make install` for
 real. The handout reuses the instructor's `.venv` through a symlink (its stamp is newer
-than the copied lock file, so `make install` has nothing to do).
+than the copied lock file, so `make install` has nothing to do), with the handout first on
+PYTHONPATH so that `autograder` is the handout's, as its own install makes it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def _readme_commands(readme: str) -> set[str]:
 
 def _run(command: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    if (cwd / ".venv").is_symlink():
+        # The instructor's editable install maps `autograder` to the instructor's tree, whose
+        # solutions/ the grader would find; the handout's own install maps it to the handout's.
+        env["PYTHONPATH"] = str(cwd)
     if command == ". .venv/bin/activate":
         command += " && command -v course"
     return subprocess.run(
@@ -120,6 +125,10 @@ def test_handout_readme_and_makefile_are_the_students(handout):
         path = path.rstrip(".,")
         if "NN" not in path:
             assert (handout / path).exists(), path
+    # The devcontainer's commands are the handout's targets too.
+    devcontainer = json.loads((handout / ".devcontainer/devcontainer.json").read_text())
+    for key in ("postCreateCommand", "postAttachCommand"):
+        assert devcontainer[key].split()[1] in targets
     # Activation is explained, and no command needs it.
     assert ". .venv/bin/activate" in readme
     assert not re.search(
