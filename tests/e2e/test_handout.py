@@ -213,6 +213,10 @@ def test_each_written_answer_has_a_rubric_the_student_can_see(number, question, 
     rows = re.findall(r"^\| (\d+(?:\.\d+)?) \|", rubric, re.M)
     assert sum(map(float, rows)) == points and len(rows) >= 2
     assert f"labs/{week.lab}/lab.ipynb" in rubric
+    # The week's README links it, and its feedback command needs no activated venv.
+    lesson = (REPO / "weeks" / week.slug / "README.md").read_text()
+    assert "](RUBRIC.md)" in lesson
+    assert not re.search(r"^course check", lesson, re.M) and f"make check WEEK={number}" in lesson
 
 
 # --- slow: every command, and a real install -------------------------------------------------
