@@ -70,9 +70,10 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# jupyter-config/ holds the course's JupyterLab defaults (no "Jupyter news" prompt).
+# jupyter-config/ holds the course's JupyterLab defaults (no "Jupyter news" prompt); .venv/bin
+# comes first on PATH so that `course check N` works in its terminals.
 lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
-	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	PATH="$(CURDIR)/$(BIN):$$PATH" JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 		$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS)
 
 check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)

@@ -228,26 +228,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _server_path(group: int) -> str:
+    """PATH of the JupyterLab server in process group ``group``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != group:
+                continue
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+            if b"jupyter" in (stat.parent / "cmdline").read_bytes():
+                env = dict(v.decode().split("=", 1) for v in environ if b"=" in v)
+                return env.get("PATH", "")
+        except (OSError, ValueError, IndexError):
+            continue
+    raise AssertionError("no JupyterLab server process found")
+
+
 def _run_lab(handout: Path) -> None:
     port = _free_port()
-    proc = subprocess.Popen(
-        ["make", "lab", f"LAB_PORT={port}", "LAB_ARGS=--no-browser"],
-        cwd=handout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=5) as answer:
-                    assert "version" in json.loads(answer.read())
-                    return
-            except OSError:
-                assert time.monotonic() < deadline, "make lab did not answer in 120 s"
-                time.sleep(1)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    log_path = handout.parent / f"lab-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["make", "lab", f"LAB_PORT={port}", "LAB_ARGS=--no-browser"],
+            cwd=handout, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    url = f"http://127.0.0.1:{port}/api"
+                    with urllib.request.urlopen(url, timeout=5) as answer:
+                        assert "version" in json.loads(answer.read())
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "make lab did not answer in 120 s"
+                    time.sleep(1)
+            # Its terminals inherit the server's PATH: `course check N` (the notebooks say so).
+            assert _server_path(proc.pid).startswith(f"{handout}/.venv/bin:")
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 @pytest.mark.slow
