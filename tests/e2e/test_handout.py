@@ -52,6 +52,8 @@ COMMANDS: dict[str, tuple[int, tuple[str, ...]]] = {
     ".venv/bin/course grade . --week 1 --out grades": (0, ("hidden tests were not available",)),
     "make lab": (0, ()),  # started, answers on its port, stopped: see _run_lab
 }
+#: The commands of COMMANDS that take seconds: the fast part runs them, the slow part the rest.
+QUICK = ("make help", "make install", ". .venv/bin/activate", "make demo")
 
 
 def _export(dest: Path) -> Path:
@@ -188,7 +190,7 @@ def test_instructor_readme_student_commands_work_without_activation():
     assert "RUBRIC.md" in student
 
 
-def _written_answers() -> list[tuple[int, str, float]]:
+def _written_answers() -> list:
     """(week, question, points) of each lab's written answer in solutions/."""
     answers = []
     for week in WEEKS.values():
@@ -197,7 +199,7 @@ def _written_answers() -> list[tuple[int, str, float]]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             if cell["cell_type"] == "markdown" and meta.get("solution") and meta.get("grade"):
                 question = "".join(before["source"]).split("\n", 1)[1]
-                answers.append((week.number, question, meta["points"]))
+                answers.append(pytest.param(week.number, question, meta["points"], id=week.lab))
     return answers
 
 
@@ -205,7 +207,11 @@ def _words(text: str) -> str:
     return " ".join(re.sub(r"^> ?", "", text, flags=re.M).split())
 
 
-@pytest.mark.parametrize("number, question, points", _written_answers())
+@pytest.mark.parametrize(
+    "number, question, points",
+    _written_answers(),
+    ids=lambda v: f"week{v}" if type(v) is int else "",
+)
 def test_each_written_answer_has_a_rubric_the_student_can_see(number, question, points):
     week = WEEKS[number]
     rubric = (REPO / "weeks" / week.slug / "RUBRIC.md").read_text()
@@ -271,13 +277,13 @@ def _run_lab(handout: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in ("make help", "make install")])
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in QUICK])
 def test_every_readme_command_works_in_the_handout(handout, command):
     if command == "make lab":
         _run_lab(handout)
         return
     code, texts = COMMANDS[command]
-    proc = _run(command, handout)
+    proc = _run(command, handout, timeout=1800 if command == "make test" else 900)
     assert proc.returncode == code, proc.stdout + proc.stderr
     for text in texts:
         assert text in proc.stdout, proc.stdout + proc.stderr
