@@ -30,6 +30,7 @@ with one sentence (:class:`ServeError`). Run it with::
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -39,6 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -371,6 +373,32 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+#: A key's closing quote, blanks, then its colon (``"a" : 1``); ``":`` is counted apart.
+_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _raw_keys(body: bytes) -> int:
+    """At least the number of object keys in a JSON text (a string may add false ones)."""
+    count = body.count(b'":')
+    if any(blank in body for blank in (b'" ', b'"\t', b'"\n', b'"\r')):
+        count += len(_SPACED_KEY.findall(body))
+    return count
+
+
+def _parsed_keys(value: Any) -> int:
+    """The number of keys of every object in a parsed JSON value (fast for rows of numbers)."""
+    if type(value) is dict:
+        return len(value) + sum(_parsed_keys(v) for v in value.values() if type(v) in (dict, list))
+    if type(value) is not list:
+        return 0
+    objects = [v for v in value if type(v) is dict]
+    count = sum(map(len, objects))
+    kinds = set(map(type, chain.from_iterable(map(dict.values, objects))))
+    if dict in kinds or list in kinds:
+        count += sum(_parsed_keys(v) for v in chain.from_iterable(map(dict.values, objects)))
+    return count + sum(_parsed_keys(v) for v in value if type(v) is list)
+
+
 def parse_body(body: bytes, content_type: str | None) -> Any:
     """Decode a request body as JSON, or raise an :class:`HTTPException` in one sentence.
 
@@ -396,7 +424,10 @@ def parse_body(body: bytes, content_type: str | None) -> Any:
             f"The body is not UTF-8: byte {err.start} (0x{body[err.start]:02x}) is invalid.",
         ) from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        data = json.loads(text)
+        if _parsed_keys(data) != _raw_keys(body):  # a key repeated (or a look-alike in a string)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        return data
     except json.JSONDecodeError as err:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -636,6 +667,16 @@ class InferenceLog:
         data = "".join(LOG_ENCODER.encode(record) + "\n" for record in records).encode("utf-8")
         return os.write(self.fd, data)
         ### END SOLUTION
+
+    def append(self, data: bytes) -> int:
+        """Append encoded JSON lines in one system call (see :meth:`write`).
+
+        Returns:
+            The number of bytes written.
+        """
+        if self.fd is None:
+            raise ServeError(f"The inference log {self.path} is closed.")
+        return os.write(self.fd, data)
 
     def close(self) -> None:
         """Close the file (further writes fail)."""
@@ -915,8 +956,51 @@ class ServeState:
             ) from None
         return [str(label) for label in labels]
 
-    def write_log(self, records: list[dict[str, Any]]) -> None:
-        """Append ``records`` to the inference log, or refuse the prediction in one sentence.
+    def log_lines(
+        self,
+        request_id: str,
+        inputs: list[dict[str, Any]],
+        matrix: np.ndarray | None,
+        labels: list[str],
+        latency_ms: float,
+    ) -> bytes:
+        """The inference-log lines of a batch, encoded at once.
+
+        The same lines as :func:`log_records` then :meth:`InferenceLog.write`, with
+        the same keys in the same order, but the parts every line shares are encoded
+        once and each row's numbers go through one format string (about four times
+        faster than a JSON encoder per record). Without a numeric ``matrix`` the
+        records are encoded one by one.
+        """
+        if matrix is None:
+            records = log_records(self.ref, request_id, inputs, labels, latency_ms)
+            return "".join(LOG_ENCODER.encode(r) + "\n" for r in records).encode("utf-8")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        head = LOG_ENCODER.encode(
+            {
+                "request_id": request_id,
+                "time": now,
+                "model_name": self.ref.name,
+                "model_version": self.ref.version,
+            }
+        )[:-1]
+        prefix = head + ',"inputs":'
+        row = "{" + ",".join(f"{LOG_ENCODER.encode(c)}:%r" for c in self.columns) + "}"
+        latency = LOG_ENCODER.encode(round(latency_ms, 3))
+        tails = {
+            label: f',"output":{LOG_ENCODER.encode(label)},"latency_ms":{latency}}}\n'
+            for label in set(labels)
+        }
+        lines = [
+            prefix + row % tuple(values) + tails[label]
+            for values, label in zip(matrix.tolist(), labels, strict=True)
+        ]
+        return "".join(lines).encode("utf-8")
+
+    def write_log(self, records: list[dict[str, Any]] | bytes) -> None:
+        """Append ``records`` (or lines from :meth:`log_lines`) to the inference log.
+
+        A prediction the log cannot record is refused, in one sentence.
 
         Raises:
             HTTPException: 503 when the log cannot be written (a full disk, say) and
@@ -924,7 +1008,10 @@ class ServeState:
                 ``/ready`` is 503 until a write succeeds again.
         """
         try:
-            self.log.write(records)
+            if isinstance(records, bytes):
+                self.log.append(records)
+            else:
+                self.log.write(records)
         except (OSError, ServeError) as err:
             reason = getattr(err, "strerror", None) or str(err)
             self.log_error = (
@@ -1043,7 +1130,8 @@ def _routes(row: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
         """Predict the labels of many rows (at most ``max_batch``), in order.
 
         As :func:`predict`, with ``batch=True`` (which also answers 413 for too
-        many rows): one ``write_log`` call for the whole batch.
+        many rows): one ``write_log`` call for the whole batch (``log_records``, or
+        the faster ``state.log_lines``, which encodes the same lines at once).
         """
         ### BEGIN SOLUTION
         start = time.perf_counter()
@@ -1051,7 +1139,7 @@ def _routes(row: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
         labels = state.predict(inputs, matrix)
         request_id = uuid.uuid4().hex
         latency = (time.perf_counter() - start) * 1000
-        state.write_log(log_records(state.ref, request_id, inputs, labels, latency))
+        state.write_log(state.log_lines(request_id, inputs, matrix, labels, latency))
         state.metrics.count_predictions(labels)
         return BatchPrediction(
             request_id=request_id, model_version=state.ref.version, predictions=labels

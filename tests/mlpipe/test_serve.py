@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import numpy as np
 import pytest
@@ -147,3 +149,32 @@ def test_an_unwritable_log_refuses_the_prediction_unless_not_required(tmp_path, 
     else:
         state.write_log([{"output": "setosa"}])
     assert state.log_error is not None and "cannot be written" in state.log_error
+
+
+def test_duplicate_keys_are_found_however_the_json_is_spaced():
+    assert serve.parse_body(b'{"a" :1, "b":{"c": [{"d":1}]}}', "application/json")["b"]
+    assert serve.parse_body(b'{"a": "x\\":", "b": 1}', "application/json") == {"a": 'x":', "b": 1}
+    for body in (
+        b'{"a" :1, "a"\n: 2}',
+        b'{"rows": [{"x": 1}, {"y": 1, "y": 2}]}',
+        b'[[{"z":1,"z":1}]]',
+    ):
+        with pytest.raises(serve.HTTPException) as caught:
+            serve.parse_body(body, "application/json")
+        assert caught.value.status_code == 422 and "appears twice" in caught.value.detail
+
+
+def test_batch_log_lines_are_what_log_records_and_write_would_write(tmp_path, checker):
+    ref = serve.ModelRef("m", "champion", "1", None, "unused", "unused", FEATURES)
+    settings = serve.Settings(inference_log=tmp_path / "log.jsonl")
+    state = serve.ServeState(settings, ref, serve.row_schema(FEATURES))
+    rows = [SETOSA, {**SETOSA, "sepal_length": 1e-05, "petal_width": 10}]
+    matrix = checker.check(rows)
+    fast = state.log_lines("r1", rows, matrix, ["setosa", 'a "quoted" label'], 1.23456)
+    slow = state.log_lines("r1", rows, None, ["setosa", 'a "quoted" label'], 1.23456)
+    parsed = [json.loads(line) for line in fast.decode().splitlines()]
+    expected = [json.loads(line) for line in slow.decode().splitlines()]
+    for line in expected:
+        line["time"] = parsed[0]["time"]
+    assert parsed == expected
+    assert [list(line) for line in parsed] == [list(line) for line in expected]
