@@ -27,6 +27,7 @@ with one sentence (:class:`ServeError`). Run it with::
     uvicorn mlpipe.serve:create_app --factory --host 127.0.0.1 --port 8000
 """
 
+import collections
 import json
 import logging
 import os
@@ -663,17 +664,31 @@ class Metrics:
         )
         info.labels(ref.name, ref.version, ref.alias).set(1)
         self.version = ref.version
+        # Each labelled child once: ``labels()`` costs more than the ``inc()`` itself.
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._predictions: dict[str, Any] = {}
 
     def observe(self, method: str, endpoint: str, code: int, seconds: float) -> None:
         """Count one answered request and its latency."""
-        self.requests.labels(method, endpoint, str(code)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        key = (method, endpoint, code)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(method, endpoint, str(code))
+        counter.inc()
+        histogram = self._latency.get(endpoint)
+        if histogram is None:
+            histogram = self._latency[endpoint] = self.latency.labels(endpoint)
+        histogram.observe(seconds)
 
     def count_predictions(self, labels: list[str]) -> None:
         """Count the predicted labels."""
-        values, counts = np.unique(np.asarray(labels), return_counts=True)
-        for label, count in zip(values.tolist(), counts.tolist(), strict=True):
-            self.predictions.labels(self.version, label).inc(count)
+        counts = {labels[0]: 1} if len(labels) == 1 else collections.Counter(labels)
+        for label, count in counts.items():
+            counter = self._predictions.get(label)
+            if counter is None:
+                counter = self._predictions[label] = self.predictions.labels(self.version, label)
+            counter.inc(count)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
@@ -993,6 +1008,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def answer(payload: dict[str, Any]) -> Response:
+    """``payload`` as a JSON response, encoded once (FastAPI would validate it again
+    against the route's ``response_model``, which only documents it)."""
+    return Response(LOG_ENCODER.encode(payload).encode("utf-8"), media_type="application/json")
+
+
 def _body(schema: str) -> dict[str, Any]:
     """The OpenAPI request body of a route that reads it itself (``read_rows``)."""
     ref = {"$ref": f"#/components/schemas/{schema}"}
@@ -1036,9 +1057,12 @@ def _routes(row: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
     @router.post(
         "/predict", response_model=Prediction, responses=_ERRORS, openapi_extra=_body("Row")
     )
-    async def predict(request: Request, state: StateDep) -> Prediction:
+    async def predict(request: Request) -> Prediction:
         """Predict the label of one row.
 
+        The route takes the request alone (no dependency: FastAPI's dependency
+        resolution costs more than the prediction); ``state`` is
+        ``request.app.state.serve``, and the answer is encoded with :func:`answer`.
         Read and check the body with ``await read_rows(request, state, batch=False)``
         (the rows and their matrix; it answers bad input itself); predict with
         ``state.predict(rows, matrix)``; log with ``state.write_log(log_records(...))``,
@@ -1053,7 +1077,7 @@ def _routes(row: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
         responses=_ERRORS,
         openapi_extra=_body("Batch"),
     )
-    async def predict_batch(request: Request, state: StateDep) -> BatchPrediction:
+    async def predict_batch(request: Request) -> BatchPrediction:
         """Predict the labels of many rows (at most ``max_batch``), in order.
 
         As :func:`predict`, with ``batch=True`` (which also answers 413 for too
