@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import numpy as np
 import pytest
@@ -66,3 +68,113 @@ def test_a_model_onnx_cannot_convert_is_served_by_scikit_learn(tmp_path, iris):
     predictor, runtime = serve.onnx_predictor(model, saved(tmp_path, model, X, example=True))
     assert predictor is None
     assert runtime.startswith("scikit-learn (no ONNX:")
+
+
+# --- request bodies: parse_body, RowChecker, write_log ---------------------------------------------
+
+FEATURES = (
+    ("sepal_length", "double"),
+    ("sepal_width", "double"),
+    ("petal_length", "double"),
+    ("petal_width", "double"),
+)
+SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@pytest.fixture
+def checker():
+    return serve.RowChecker(FEATURES, serve.row_schema(FEATURES), 0.0, 10.0)
+
+
+def test_a_batch_is_checked_by_column_and_only_bad_rows_are_described(checker):
+    rows = [SETOSA, {**SETOSA, "sepal_length": 5}] * 500
+    matrix = checker.check(rows, "rows.")
+    assert matrix.shape == (1000, 4) and matrix[1, 0] == 5.0
+    bad = [*rows, {**SETOSA, "petal_width": float("nan")}, {**SETOSA, "sepal_width": True}]
+    with pytest.raises(serve.HTTPException) as caught:
+        checker.check(bad, "rows.")
+    assert caught.value.status_code == 422
+    assert "rows.1000.petal_width" in caught.value.detail
+    assert "rows.1001.sepal_width" in caught.value.detail
+
+
+def test_a_422_lists_a_few_errors_and_caps_names_and_length(checker):
+    rows = [{**SETOSA, "x" * 10_000 + str(i): 1} for i in range(50)]
+    with pytest.raises(serve.HTTPException) as caught:
+        checker.check(rows, "rows.")
+    detail = caught.value.detail
+    assert detail.count("extra inputs") == serve.MAX_ERRORS and "and more" in detail
+    assert len(detail) <= serve.MAX_MESSAGE and "x" * (serve.MAX_NAME + 1) not in detail
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code", "words"),
+    [
+        (b'{"a": 1}', "text/plain", 415, "'text/plain'"),
+        (b'{"a": 1}', None, 415, "no Content-Type"),
+        (b'{"a": 1,\n "b" 2}', "application/json", 400, "line 2, column 6"),
+        (b'{"a": "\xe9"}', "application/json; charset=utf-8", 400, "byte 7 (0xe9)"),
+        (b"[" * 50_000, "application/json", 400, "nested too deeply"),
+        (b'{"a": 1, "a": 2}', "application/json", 422, "the key 'a' appears twice"),
+    ],
+)
+def test_bad_bodies_say_what_is_wrong_and_where(body, content_type, code, words):
+    with pytest.raises(serve.HTTPException) as caught:
+        serve.parse_body(body, content_type)
+    assert caught.value.status_code == code
+    assert words in caught.value.detail, caught.value.detail
+
+
+def test_the_valid_range_comes_from_params_yaml(tmp_path):
+    (tmp_path / "params.yaml").write_text("validate:\n  feature_min: 1.0\n  feature_max: 8.0\n")
+    settings = serve.Settings(params_file=tmp_path / "params.yaml", inference_log=tmp_path / "l")
+    assert serve.feature_range(settings) == (1.0, 8.0)
+    (tmp_path / "params.yaml").write_text("validate:\n  feature_max: high\n")
+    with pytest.raises(serve.ServeError, match="validate.feature_max must be float"):
+        serve.feature_range(settings)
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_an_unwritable_log_refuses_the_prediction_unless_not_required(tmp_path, required):
+    settings = serve.Settings(
+        inference_log=tmp_path / "log.jsonl", log_required=required, params_file=None
+    )
+    ref = serve.ModelRef("m", "champion", "1", None, "unused", "unused", FEATURES)
+    state = serve.ServeState(settings, ref, serve.row_schema(FEATURES))
+    state.log.close()  # every write now fails
+    if required:
+        with pytest.raises(serve.HTTPException) as caught:
+            state.write_log([{"output": "setosa"}])
+        assert caught.value.status_code == 503 and "inference log" in caught.value.detail
+    else:
+        state.write_log([{"output": "setosa"}])
+    assert state.log_error is not None and "cannot be written" in state.log_error
+
+
+def test_duplicate_keys_are_found_however_the_json_is_spaced():
+    assert serve.parse_body(b'{"a" :1, "b":{"c": [{"d":1}]}}', "application/json")["b"]
+    assert serve.parse_body(b'{"a": "x\\":", "b": 1}', "application/json") == {"a": 'x":', "b": 1}
+    for body in (
+        b'{"a" :1, "a"\n: 2}',
+        b'{"rows": [{"x": 1}, {"y": 1, "y": 2}]}',
+        b'[[{"z":1,"z":1}]]',
+    ):
+        with pytest.raises(serve.HTTPException) as caught:
+            serve.parse_body(body, "application/json")
+        assert caught.value.status_code == 422 and "appears twice" in caught.value.detail
+
+
+def test_batch_log_lines_are_what_log_records_and_write_would_write(tmp_path, checker):
+    ref = serve.ModelRef("m", "champion", "1", None, "unused", "unused", FEATURES)
+    settings = serve.Settings(inference_log=tmp_path / "log.jsonl")
+    state = serve.ServeState(settings, ref, serve.row_schema(FEATURES))
+    rows = [SETOSA, {**SETOSA, "sepal_length": 1e-05, "petal_width": 10}]
+    matrix = checker.check(rows)
+    fast = state.log_lines("r1", rows, matrix, ["setosa", 'a "quoted" label'], 1.23456)
+    slow = state.log_lines("r1", rows, None, ["setosa", 'a "quoted" label'], 1.23456)
+    parsed = [json.loads(line) for line in fast.decode().splitlines()]
+    expected = [json.loads(line) for line in slow.decode().splitlines()]
+    for line in expected:
+        line["time"] = parsed[0]["time"]
+    assert parsed == expected
+    assert [list(line) for line in parsed] == [list(line) for line in expected]

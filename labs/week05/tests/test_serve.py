@@ -139,3 +139,27 @@ def test_cli_refuses_an_unknown_model_in_one_sentence(registry, tmp_path, monkey
     err = capsys.readouterr().err
     assert "no-such-model" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.points(1)
+def test_a_prediction_the_log_cannot_record_is_a_503(registry, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from fastapi.testclient import TestClient
+
+    app = serve.create_app(make_settings(registry, tmp_path / "log.jsonl"))
+    with TestClient(app) as client:
+        assert app.state.serve.loaded.wait(60)
+        write = os.write
+
+        def full(fd, data):  # the disk is full, for the inference log only
+            if fd == app.state.serve.log.fd:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return write(fd, data)
+
+        monkeypatch.setattr(os, "write", full)
+        response = client.post("/predict", json=SETOSA)
+        assert response.status_code == 503, response.text
+        assert "inference log" in response.json()["detail"]
+        assert client.get("/ready").status_code == 503

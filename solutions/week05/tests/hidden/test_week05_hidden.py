@@ -82,6 +82,84 @@ def test_empty_batch_malformed_json_and_wrong_shapes_are_4xx(app_client):
 
 
 @pytest.mark.points(1)
+def test_values_outside_the_valid_range_are_422s_naming_the_field(app_client):
+    _, client, log = app_client
+    before = len(read_log(log))
+    for value in (1e308, -1.0, 10.5, 10**400):
+        response = client.post("/predict", json={**SETOSA, "petal_width": value})
+        assert response.status_code == 422, (value, response.text)
+        assert "petal_width" in response.json()["detail"], response.text
+    rows = [SETOSA, VIRGINICA, {**SETOSA, "sepal_length": 1e308}]
+    response = client.post("/predict/batch", json={"rows": rows})
+    assert response.status_code == 422 and "rows.2.sepal_length" in response.text
+    assert len(read_log(log)) == before
+    edge = {**SETOSA, "sepal_length": 0.0, "petal_width": 10.0}
+    assert client.post("/predict", json=edge).status_code == 200
+
+
+@pytest.mark.points(1)
+def test_bad_bodies_are_one_capped_sentence_saying_what_and_where(app_client):
+    _, client, _ = app_client
+
+    def detail(response: httpx.Response, code: int) -> str:
+        assert response.status_code == code, response.text
+        text = response.json()["detail"]
+        assert isinstance(text, str) and text.endswith(".") and "\n" not in text, text
+        assert len(response.content) < 2000, len(response.content)
+        return text
+
+    huge = "k" * 900_000
+    for body in ({**SETOSA, huge: 1}, {"rows": [{**SETOSA, huge: 1}]}):
+        path = "/predict" if "rows" not in body else "/predict/batch"
+        assert "kkkk" in detail(client.post(path, json=body), 422)
+    text = detail(_post_raw(client, "/predict", b'{\n  "sepal_length": 5.1,\n  oops}'), 400)
+    assert "line 3" in text and "column 3" in text, text
+    assert "UTF-8" in detail(_post_raw(client, "/predict", b'{"sepal_length": "\xff"}'), 400)
+    assert "deep" in detail(_post_raw(client, "/predict", b"[" * 100_000), 400)
+    plain = client.post(
+        "/predict", content=json.dumps(SETOSA), headers={"content-type": "text/plain"}
+    )
+    assert "application/json" in detail(plain, 415)
+    duplicate = b'{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, '
+    duplicate += b'"petal_width": 0.2, "petal_width": 9.9}'
+    assert "petal_width" in detail(_post_raw(client, "/predict", duplicate), 422)
+    batch = b'{"rows": [' + duplicate + b"]}"
+    assert "petal_width" in detail(_post_raw(client, "/predict/batch", batch), 422)
+
+
+@pytest.mark.points(1)
+def test_a_prediction_the_log_cannot_record_is_a_503_and_not_ready(registry, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from fastapi.testclient import TestClient
+
+    log = tmp_path / "log.jsonl"
+    app = serve.create_app(make_settings(registry, log))
+    with TestClient(app) as client:
+        assert app.state.serve.loaded.wait(60)
+        assert client.post("/predict", json=SETOSA).status_code == 200
+        write = os.write
+
+        def full(fd, data):
+            if fd == app.state.serve.log.fd:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return write(fd, data)
+
+        monkeypatch.setattr(os, "write", full)
+        for path, body in (("/predict", SETOSA), ("/predict/batch", {"rows": [VIRGINICA]})):
+            response = client.post(path, json=body)
+            assert response.status_code == 503, response.text
+            assert "inference log" in response.json()["detail"]
+            assert "Traceback" not in response.text
+        assert client.get("/ready").status_code == 503
+        monkeypatch.undo()
+        assert client.post("/predict", json=VIRGINICA).status_code == 200
+        assert client.get("/ready").status_code == 200
+    assert [line["output"] for line in read_log(log)] == ["setosa", "virginica"]
+
+
+@pytest.mark.points(1)
 @pytest.mark.timeout(120)
 def test_oversized_bodies_are_413_even_without_a_content_length(server):
     row = json.dumps(SETOSA).encode()
