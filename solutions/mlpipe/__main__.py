@@ -130,7 +130,10 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.data:
         from mlpipe import data
 
-        df = data.read_processed(args.data)
+        ranges = load_params(args.params, "validate", ValidateParams)
+        df = data.check_training_data(
+            data.read_processed(args.data), ranges, params.test_size, args.data
+        )
     result = train.train(params, out, data=df)
     meta = result.metadata
     if args.data:
