@@ -85,6 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
     score = stages.add_parser("score", help="score a CSV file with the registered model")
     score.add_argument("--data", default="data/processed/iris.csv", help="CSV to score")
     score.add_argument("--out", default="predictions.csv", help="CSV with a prediction column")
+    score.add_argument(
+        "--params", default=None, help="params.yaml whose validate ranges apply (default: built-in)"
+    )
     onnx = stages.add_parser("export-onnx", help="export the registered model to ONNX (parity)")
     onnx.add_argument("--data", default="data/processed/iris.csv", help="rows for the parity")
     onnx.add_argument("--out", default="models/model.onnx", help="ONNX file to write")
@@ -235,9 +238,11 @@ def _registered_model():
 def _run_score(args: argparse.Namespace) -> int:
     from mlpipe import export
 
+    ranges = load_params(args.params, "validate", ValidateParams)
     df = export.read_csv(args.data)  # a bad file fails before the model is loaded
     ref, model = _registered_model()
-    rows = export.score_csv(model, ref.columns, df, args.out)
+    valid_range = (ranges.feature_min, ranges.feature_max)
+    rows = export.score_csv(model, ref.columns, df, args.out, valid_range=valid_range)
     print(f"scored {rows} rows with {ref.name} version {ref.version} into {args.out}")
     return 0
 
