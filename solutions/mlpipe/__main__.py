@@ -110,11 +110,11 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from mlpipe import data, validate
+    from mlpipe import validate
 
     params = load_params(args.params, "validate", ValidateParams)
     reference = validate.read_schema(args.reference) if args.reference else None
-    result = validate.validate(data.read_processed(args.data), params, reference)
+    result = validate.validate_file(args.data, params, reference)
     for check in result.checks:
         print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.message}")
     if args.report:
