@@ -280,32 +280,40 @@ def _validate_chunks(
     columns = [str(c) for c in header.columns]
     if sorted(columns) != sorted(expected) or len(set(columns)) != len(columns):
         raise _NotStreamable
-    with open(path, "rb") as handle:
-        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-    hashes = np.empty(lines + 1, dtype=np.uint64)
+    with open(path, "rb") as handle:  # rows estimated from the first MiB, 8 bytes of hash each
+        head = handle.read(1 << 20)
+    estimate = int(path.stat().st_size * (head.count(b"\n") + 1) / max(len(head), 1) * 1.05)
+    hashes = np.empty(estimate + 1024, dtype=np.uint64)
     rows = 0
-    missing = pd.Series(0, index=columns)
-    outside = dict.fromkeys(FEATURES, 0)
-    sums = dict.fromkeys(FEATURES, 0.0)
-    counts = dict.fromkeys(FEATURES, 0)
+    missing = np.zeros(len(columns), dtype=np.int64)
+    outside = np.zeros(len(FEATURES), dtype=np.int64)
+    sums = np.zeros(len(FEATURES))
+    counts = np.zeros(len(FEATURES), dtype=np.int64)
     labels: dict[str, int] = {}
     dtypes = {**dict.fromkeys(FEATURES, "float64"), TARGET: "category"}
     first = None
     low, high = params.feature_min, params.feature_max
     try:
-        reader = pd.read_csv(path, dtype=dtypes, chunksize=CHUNK_ROWS)
-        for chunk in reader:
+        for chunk in pd.read_csv(path, dtype=dtypes, chunksize=CHUNK_ROWS):
             if first is None:
                 first = chunk.head(1)
             n = len(chunk)
+            if rows + n > len(hashes):  # longer rows at the start than later: grow
+                hashes = np.resize(hashes, int((rows + n) * 1.25))
             hashes[rows : rows + n] = pd.util.hash_pandas_object(chunk, index=False).to_numpy()
             rows += n
-            missing += chunk.isna().sum()
-            for col in FEATURES:
-                values = chunk[col]
-                outside[col] += int((values.notna() & ~values.between(low, high)).sum())
-                sums[col] += float(values.sum())
-                counts[col] += int(values.count())
+            values = chunk[FEATURES].to_numpy(dtype=np.float64)
+            empty = np.isnan(values)
+            with np.errstate(invalid="ignore"):
+                outside += ((values < low) | (values > high)).sum(axis=0)
+            sums += np.where(empty, 0.0, values).sum(axis=0)
+            counts += len(chunk) - empty.sum(axis=0)
+            for i, col in enumerate(columns):
+                missing[i] += (
+                    empty[:, FEATURES.index(col)].sum()
+                    if col in FEATURES
+                    else chunk[col].isna().sum()
+                )
             for label, count in chunk[TARGET].value_counts(dropna=False).items():
                 key = str(label)
                 labels[key] = labels.get(key, 0) + int(count)
@@ -320,13 +328,13 @@ def _validate_chunks(
         [
             check_columns(first, params),
             check_types(first, params),
-            _streamed_missing(missing, rows, params),
-            _streamed_ranges(outside, params),
+            _streamed_missing(pd.Series(missing, index=columns), rows, params),
+            _streamed_ranges(dict(zip(FEATURES, outside.tolist(), strict=True)), params),
             _streamed_categories(known, params),
             _streamed_duplicates(hashes[:rows], params),
             _streamed_balance(labels, rows, params),
             _row_count(rows, params),
-            _streamed_drift(first, sums, counts, params, reference),
+            _streamed_drift(first, sums.tolist(), counts.tolist(), params, reference),
         ]
     )
 
@@ -397,8 +405,8 @@ def _streamed_balance(labels: dict[str, int], rows: int, params: ValidateParams)
 
 def _streamed_drift(
     first: pd.DataFrame,
-    sums: dict[str, float],
-    counts: dict[str, int],
+    sums: list[float],
+    counts: list[int],
     params: ValidateParams,
     reference: dict[str, Any] | None,
 ) -> CheckResult:
@@ -408,9 +416,9 @@ def _streamed_drift(
     if list(first.columns) != reference["columns"] or current != reference["types"]:
         return CheckResult("drift", False, "columns or types differ from the training schema.")
     shifted = []
-    for col in FEATURES:
+    for i, col in enumerate(FEATURES):
         ref = reference["stats"][col]
-        mean = sums[col] / counts[col] if counts[col] else float("nan")
+        mean = sums[i] / counts[i] if counts[i] else float("nan")
         shift = abs(mean - ref["mean"]) / (ref["std"] or 1.0)
         if shift != shift:  # NaN: the column has no values at all
             shifted.append(f"{col} has no values")
