@@ -85,6 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
     score = stages.add_parser("score", help="score a CSV file with the registered model")
     score.add_argument("--data", default="data/processed/iris.csv", help="CSV to score")
     score.add_argument("--out", default="predictions.csv", help="CSV with a prediction column")
+    score.add_argument(
+        "--params", default=None, help="params.yaml whose validate ranges apply (default: built-in)"
+    )
     onnx = stages.add_parser("export-onnx", help="export the registered model to ONNX (parity)")
     onnx.add_argument("--data", default="data/processed/iris.csv", help="rows for the parity")
     onnx.add_argument("--out", default="models/model.onnx", help="ONNX file to write")
@@ -107,11 +110,11 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from mlpipe import data, validate
+    from mlpipe import validate
 
     params = load_params(args.params, "validate", ValidateParams)
     reference = validate.read_schema(args.reference) if args.reference else None
-    result = validate.validate(data.read_processed(args.data), params, reference)
+    result = validate.validate_file(args.data, params, reference)
     for check in result.checks:
         print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.message}")
     if args.report:
@@ -130,7 +133,10 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.data:
         from mlpipe import data
 
-        df = data.read_processed(args.data)
+        ranges = load_params(args.params, "validate", ValidateParams)
+        df = data.check_training_data(
+            data.read_processed(args.data), ranges, params.test_size, args.data
+        )
     result = train.train(params, out, data=df)
     meta = result.metadata
     if args.data:
@@ -232,9 +238,11 @@ def _registered_model():
 def _run_score(args: argparse.Namespace) -> int:
     from mlpipe import export
 
+    ranges = load_params(args.params, "validate", ValidateParams)
     df = export.read_csv(args.data)  # a bad file fails before the model is loaded
     ref, model = _registered_model()
-    rows = export.score_csv(model, ref.columns, df, args.out)
+    valid_range = (ranges.feature_min, ranges.feature_max)
+    rows = export.score_csv(model, ref.columns, df, args.out, valid_range=valid_range)
     print(f"scored {rows} rows with {ref.name} version {ref.version} into {args.out}")
     return 0
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from mlpipe.config import PrepareParams
+from mlpipe.config import PrepareParams, ValidateParams
 from mlpipe.files import write_json, write_text_atomic
 from mlpipe.train import FEATURES, METADATA_FILE, TARGET, fingerprint
 
@@ -68,7 +70,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV file, turning every way it can fail into one sentence.
 
     Raises:
-        DataError: When the file is missing, empty or not a CSV table.
+        DataError: When the file is missing, empty, not a CSV table, or has a
+            header line but no data rows.
     """
     path = Path(path)
     if not path.is_file():
@@ -80,10 +83,130 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"Data file '{path}' cannot be parsed as CSV ({reason}).") from None
+    return check_table(df, path)
+
+
+def check_table(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Refuse a frame read from ``path`` that is not a table of data rows.
+
+    Returns:
+        ``df`` itself.
+
+    Raises:
+        DataError: When it has a single column (a wrong separator) or no rows.
+    """
     if df.shape[1] < 2:
         raise DataError(
             f"Data file '{path}' cannot be parsed as CSV: it has a single column "
             f"'{df.columns[0]}' (is the separator a comma?)."
+        )
+    if df.empty:
+        raise DataError(f"Data file '{path}' has a header line but no data rows.")
+    return df
+
+
+def _as_float(value: Any) -> float:
+    """``value`` as Python reads a number (``"1e309"`` is infinity), or NaN."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return float("nan")
+
+
+def first_bad_rows(values: pd.Series, low: float, high: float) -> tuple[int, int, int]:
+    """Find the first data row of a column that is empty, not a number, or out of range.
+
+    Returns:
+        ``(empty, text, outside)``: the 0-based position of the first empty
+        cell, of the first value that is not a number, and of the first number
+        outside ``[low, high]`` (infinity included); ``-1`` where there is none.
+    """
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, copy=True)
+    empty = values.isna().to_numpy()
+    for i in np.flatnonzero(np.isnan(numbers) & ~empty):  # e.g. "1e309", which is infinity
+        numbers[i] = _as_float(values.iloc[i])
+    text = np.isnan(numbers) & ~empty
+    with np.errstate(invalid="ignore"):
+        outside = ~np.isnan(numbers) & ~((numbers >= low) & (numbers <= high))
+
+    def first(mask: np.ndarray) -> int:
+        hits = np.flatnonzero(mask)
+        return int(hits[0]) if hits.size else -1
+
+    return first(empty), first(text), first(outside)
+
+
+def check_training_data(
+    df: pd.DataFrame, params: ValidateParams, test_size: float, path: str | Path
+) -> pd.DataFrame:
+    """Refuse data that training cannot use, before anything is fitted or written.
+
+    ``python -m mlpipe train --data FILE`` calls it, so that bad data stops
+    with one sentence naming the column and the data row (rows counted from 1,
+    the header line not counted: data row 1 is line 2 of the CSV) instead of a
+    traceback from scikit-learn. It refuses, in this order: a missing column;
+    in each feature, in the order of ``FEATURES``, an empty cell, a value
+    that is not a number, or one outside ``[params.feature_min,
+    params.feature_max]`` (the range validation uses; ``1e309`` reads as
+    infinity and is outside too); in the label column, an empty cell or a
+    label not in ``params.categories``; a label with fewer than 2 rows (a
+    stratified split needs 2); and too few rows for ``test_size`` to put one
+    row of every label in the test set and in the training set.
+
+    Returns:
+        ``df`` itself.
+
+    Raises:
+        DataError: The first problem found, in one sentence.
+    """
+    where = f"Data file '{path}'"
+    missing = [c for c in FEATURES + [TARGET] if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{where} has no column {missing[0]}; training needs {FEATURES + [TARGET]}."
+        )
+    low, high = params.feature_min, params.feature_max
+    for column in FEATURES:
+        empty, text, outside = first_bad_rows(df[column], low, high)
+        if empty >= 0:
+            raise DataError(f"{where} has no value in column {column}, data row {empty + 1}.")
+        if text >= 0:
+            raise DataError(
+                f"{where} has {df[column].iloc[text]!r}, not a number, in column {column}, "
+                f"data row {text + 1}."
+            )
+        if outside >= 0:
+            value = _as_float(df[column].iloc[outside])
+            raise DataError(
+                f"{where} has {value!r} in column {column}, data row {outside + 1}, outside "
+                f"the valid range [{low}, {high}] (validate.feature_min and feature_max)."
+            )
+    labels = df[TARGET]
+    empty = np.flatnonzero(labels.isna().to_numpy())
+    if empty.size:
+        raise DataError(f"{where} has no value in column {TARGET}, data row {empty[0] + 1}.")
+    text = labels.astype(str)
+    unknown = np.flatnonzero(~text.isin(params.categories).to_numpy())
+    if unknown.size:
+        raise DataError(
+            f"{where} has the unknown label {text.iloc[unknown[0]]!r} in column {TARGET}, "
+            f"data row {unknown[0] + 1}; known: {', '.join(params.categories)}."
+        )
+    counts = text.value_counts()
+    rare = counts[counts < 2]
+    if len(rare):
+        label = str(rare.index[0])
+        row = int(np.flatnonzero(text.to_numpy() == label)[0]) + 1
+        raise DataError(
+            f"{where} has only 1 row of the label {label!r} in column {TARGET} "
+            f"(data row {row}); a stratified split needs at least 2 rows of each label."
+        )
+    n_test = math.ceil(test_size * len(df))
+    if min(n_test, len(df) - n_test) < len(counts):
+        raise DataError(
+            f"{where} has only {len(df)} data rows: with train.test_size {test_size}, "
+            f"{n_test} test row(s) and {len(df) - n_test} training row(s) cannot each hold "
+            f"a row of each of the {len(counts)} labels."
         )
     return df
 
@@ -132,8 +255,9 @@ def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -
         and ``source`` (the raw file's path and ``md5``).
 
     Raises:
-        DataError: When the raw file cannot be read or lacks a column;
-            nothing is written then.
+        DataError: When the raw file cannot be read (see :func:`read_csv`:
+            missing, empty, not CSV, or a header line without data rows) or
+            lacks a column; nothing is written then.
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.data.prepare")

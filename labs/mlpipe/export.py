@@ -88,8 +88,34 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def check_range(df: pd.DataFrame, columns: list[str], low: float, high: float) -> None:
+    """Refuse a number outside ``[low, high]`` in ``columns``, as validation does.
+
+    A model extrapolates silently far outside the data it was trained on
+    (``1e308`` gets a confident label), so batch scoring refuses such rows.
+
+    Raises:
+        ServeError: Naming the column and the data row (counted from 1, the
+            header line not counted) of the first value outside the range.
+    """
+    for column in columns:
+        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            outside = np.flatnonzero(~np.isnan(values) & ((values < low) | (values > high)))
+        if outside.size:
+            row = int(outside[0])
+            raise ServeError(
+                f"Column {column} has {float(values[row])!r} in data row {row + 1}, outside the valid "
+                f"range [{low}, {high}] (validate.feature_min and feature_max); nothing was scored."
+            )
+
+
 def score_csv(
-    model: Any, columns: list[str], data: str | Path | pd.DataFrame, out: str | Path
+    model: Any,
+    columns: list[str],
+    data: str | Path | pd.DataFrame,
+    out: str | Path,
+    valid_range: tuple[float, float] | None = None,
 ) -> int:
     """Score a CSV file into another one, written atomically (never half-written).
 
@@ -98,11 +124,16 @@ def score_csv(
         columns: Its input columns, in order.
         data: The CSV file to score, or its rows already read with :func:`read_csv`.
         out: The CSV file to write, with a ``prediction`` column added.
+        valid_range: ``(low, high)``: refuse the whole file, writing nothing,
+            when a value is outside it (see :func:`check_range`).
 
     Returns:
         The number of rows scored.
     """
     df = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    feature_matrix(df, columns)  # a missing column or a value that is not a number first
+    if valid_range is not None:
+        check_range(df, columns, *valid_range)
     scored = score_frame(model, df, columns)
     write_text_atomic(out, scored.to_csv(index=False, lineterminator="\n"))
     return len(scored)

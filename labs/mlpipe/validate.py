@@ -169,11 +169,13 @@ def check_balance(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 def check_rows(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
     """``row_count``: enough rows to train on."""
-    if len(df) < params.min_rows:
-        return CheckResult(
-            "row_count", False, f"{len(df)} rows; at least {params.min_rows} needed."
-        )
-    return CheckResult("row_count", True, f"{len(df)} rows.")
+    return _row_count(len(df), params)
+
+
+def _row_count(rows: int, params: ValidateParams) -> CheckResult:
+    if rows < params.min_rows:
+        return CheckResult("row_count", False, f"{rows} rows; at least {params.min_rows} needed.")
+    return CheckResult("row_count", True, f"{rows} rows.")
 
 
 def check_drift(
@@ -207,6 +209,224 @@ def validate(
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.validate")
+
+
+#: Files up to this size are read whole and checked by :func:`validate`; larger
+#: ones are checked in chunks by :func:`validate_file`.
+STREAM_BYTES = 64 * 2**20
+#: Rows read at a time when a file is checked in chunks.
+CHUNK_ROWS = 250_000
+
+
+def validate_file(
+    path: str | Path,
+    params: ValidateParams,
+    reference: dict[str, Any] | None = None,
+    stream_bytes: int = STREAM_BYTES,
+) -> ValidationResult:
+    """Run every check on a processed CSV file; a large file is never held whole.
+
+    A file up to ``stream_bytes`` is read with :func:`mlpipe.data.read_processed`
+    and checked by :func:`validate`. A larger one is read ``CHUNK_ROWS`` rows at
+    a time, the features as float64 and the label as a category, and each
+    check's numbers (missing cells, values out of range, labels, label counts,
+    row hashes for duplicates, feature sums for drift) are added up chunk by
+    chunk, so memory stays near one chunk plus 8 bytes a row. The verdicts and
+    messages are those of :func:`validate` on the whole file (duplicates are
+    found by 64-bit row hashes, and means are summed by chunk, which can differ
+    from pandas' in the last bits). Files whose columns are not exactly
+    ``FEATURES`` and ``TARGET``, or whose features are not all numbers, or
+    whose labels all look like numbers, are read whole as above: they fail a
+    schema check anyway, which needs the whole frame to be worded.
+
+    Raises:
+        DataError: When the file cannot be read (see :func:`mlpipe.data.read_csv`).
+    """
+    from mlpipe import data
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size <= stream_bytes:
+        return validate(data.read_processed(path), params, reference)
+    try:
+        return _validate_chunks(path, params, reference)
+    except _NotStreamable:
+        return validate(data.read_processed(path), params, reference)
+
+
+class _NotStreamable(Exception):
+    """The file needs the whole-frame checks (see :func:`validate_file`)."""
+
+
+def _looks_numeric(labels: pd.Index) -> bool:
+    """Whether pandas would have read labels like these as numbers or booleans."""
+    flags = {"true", "false"}
+    if all(str(v).strip().lower() in flags for v in labels):
+        return True
+    return bool(pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce").notna().all())
+
+
+def _validate_chunks(
+    path: Path, params: ValidateParams, reference: dict[str, Any] | None
+) -> ValidationResult:
+    import numpy as np
+
+    from mlpipe.data import check_table
+
+    expected = FEATURES + [TARGET]
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except (ValueError, OSError):
+        raise _NotStreamable from None
+    columns = [str(c) for c in header.columns]
+    if sorted(columns) != sorted(expected) or len(set(columns)) != len(columns):
+        raise _NotStreamable
+    with open(path, "rb") as handle:  # rows estimated from the first MiB, 8 bytes of hash each
+        head = handle.read(1 << 20)
+    estimate = int(path.stat().st_size * (head.count(b"\n") + 1) / max(len(head), 1) * 1.05)
+    hashes = np.empty(estimate + 1024, dtype=np.uint64)
+    rows = 0
+    missing = np.zeros(len(columns), dtype=np.int64)
+    outside = np.zeros(len(FEATURES), dtype=np.int64)
+    sums = np.zeros(len(FEATURES))
+    counts = np.zeros(len(FEATURES), dtype=np.int64)
+    labels: dict[str, int] = {}
+    dtypes = {**dict.fromkeys(FEATURES, "float64"), TARGET: "category"}
+    first = None
+    low, high = params.feature_min, params.feature_max
+    try:
+        for chunk in pd.read_csv(path, dtype=dtypes, chunksize=CHUNK_ROWS):
+            if first is None:
+                first = chunk.head(1)
+            n = len(chunk)
+            if rows + n > len(hashes):  # longer rows at the start than later: grow
+                hashes = np.resize(hashes, int((rows + n) * 1.25))
+            hashes[rows : rows + n] = pd.util.hash_pandas_object(chunk, index=False).to_numpy()
+            rows += n
+            values = chunk[FEATURES].to_numpy(dtype=np.float64)
+            empty = np.isnan(values)
+            with np.errstate(invalid="ignore"):
+                outside += ((values < low) | (values > high)).sum(axis=0)
+            sums += np.where(empty, 0.0, values).sum(axis=0)
+            counts += len(chunk) - empty.sum(axis=0)
+            for i, col in enumerate(columns):
+                missing[i] += (
+                    empty[:, FEATURES.index(col)].sum()
+                    if col in FEATURES
+                    else chunk[col].isna().sum()
+                )
+            for label, count in chunk[TARGET].value_counts(dropna=False).items():
+                key = str(label)
+                labels[key] = labels.get(key, 0) + int(count)
+    except (ValueError, OverflowError, pd.errors.ParserError):
+        raise _NotStreamable from None  # a feature that is not a number: whole-frame checks
+    if first is None or not rows:
+        check_table(header, path)  # no data rows: the same sentence as read_csv
+    known = [label for label in labels if label != "nan"]
+    if _looks_numeric(pd.Index(known)):
+        raise _NotStreamable
+    return ValidationResult(
+        [
+            check_columns(first, params),
+            check_types(first, params),
+            _streamed_missing(pd.Series(missing, index=columns), rows, params),
+            _streamed_ranges(dict(zip(FEATURES, outside.tolist(), strict=True)), params),
+            _streamed_categories(known, params),
+            _streamed_duplicates(hashes[:rows], params),
+            _streamed_balance(labels, rows, params),
+            _row_count(rows, params),
+            _streamed_drift(first, sums.tolist(), counts.tolist(), params, reference),
+        ]
+    )
+
+
+def _streamed_missing(missing: pd.Series, rows: int, params: ValidateParams) -> CheckResult:
+    cells = max(rows * len(missing), 1)
+    total = int(missing.sum())
+    share = total / cells
+    if share > params.max_missing_fraction:
+        columns = [str(c) for c, n in missing.items() if n]
+        return CheckResult(
+            "missing_values",
+            False,
+            f"{total} missing value(s) in {', '.join(columns)} "
+            f"({share:.1%} > {params.max_missing_fraction:.1%}).",
+        )
+    return CheckResult("missing_values", True, f"{total} missing value(s).")
+
+
+def _streamed_ranges(outside: dict[str, int], params: ValidateParams) -> CheckResult:
+    low, high = params.feature_min, params.feature_max
+    bad = {col: n for col, n in outside.items() if n}
+    if bad:
+        where = ", ".join(f"{col} ({n} rows)" for col, n in bad.items())
+        return CheckResult("domain.ranges", False, f"values outside [{low}, {high}] cm in {where}.")
+    return CheckResult("domain.ranges", True, f"all features within [{low}, {high}] cm.")
+
+
+def _streamed_categories(known: list[str], params: ValidateParams) -> CheckResult:
+    unseen = sorted(set(known) - set(params.categories))
+    if unseen:
+        return CheckResult(
+            "domain.categories",
+            False,
+            f"unknown label(s) {', '.join(unseen)}; known: {', '.join(params.categories)}.",
+        )
+    return CheckResult("domain.categories", True, "all labels are known.")
+
+
+def _streamed_duplicates(hashes: Any, params: ValidateParams) -> CheckResult:
+    hashes.sort()
+    repeated = int((hashes[1:] == hashes[:-1]).sum())
+    share = repeated / max(len(hashes), 1)
+    if share > params.max_duplicate_fraction:
+        return CheckResult(
+            "duplicates",
+            False,
+            f"{repeated} duplicated row(s) ({share:.1%} > {params.max_duplicate_fraction:.1%}).",
+        )
+    return CheckResult("duplicates", True, f"{repeated} duplicated row(s).")
+
+
+def _streamed_balance(labels: dict[str, int], rows: int, params: ValidateParams) -> CheckResult:
+    rare = {
+        label: labels.get(label, 0) / rows
+        for label in params.categories
+        if labels.get(label, 0) / rows < params.min_class_fraction
+    }
+    if rare:
+        where = ", ".join(f"{label} {share:.1%}" for label, share in rare.items())
+        return CheckResult(
+            "label_balance",
+            False,
+            f"too few rows of {where} (minimum {params.min_class_fraction:.1%}).",
+        )
+    return CheckResult("label_balance", True, "every label has enough rows.")
+
+
+def _streamed_drift(
+    first: pd.DataFrame,
+    sums: list[float],
+    counts: list[int],
+    params: ValidateParams,
+    reference: dict[str, Any] | None,
+) -> CheckResult:
+    if reference is None:
+        return CheckResult("drift", True, "no reference schema given; drift not checked.")
+    current = {col: _kind(first[col]) for col in first.columns}
+    if list(first.columns) != reference["columns"] or current != reference["types"]:
+        return CheckResult("drift", False, "columns or types differ from the training schema.")
+    shifted = []
+    for i, col in enumerate(FEATURES):
+        ref = reference["stats"][col]
+        mean = sums[i] / counts[i] if counts[i] else float("nan")
+        shift = abs(mean - ref["mean"]) / (ref["std"] or 1.0)
+        if shift != shift:  # NaN: the column has no values at all
+            shifted.append(f"{col} has no values")
+        elif shift > params.max_drift:
+            shifted.append(f"{col} mean moved {shift:.1f} std")
+    if shifted:
+        return CheckResult("drift", False, f"{'; '.join(shifted)} (limit {params.max_drift} std).")
+    return CheckResult("drift", True, "matches the training schema.")
 
 
 def require_valid(result: ValidationResult) -> None:

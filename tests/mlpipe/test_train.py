@@ -131,3 +131,86 @@ def test_cli_missing_params_file(tmp_path):
     proc = _cli("train", "--params", "nope.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- command line on bad data (week 2's --data) -----------------------------------------
+
+
+def _processed(tmp_path: Path, row5: str | None = None, rows: int | None = None) -> Path:
+    """The processed Iris CSV, with data row 5 replaced by ``row5`` and only ``rows`` rows."""
+    lines = (
+        train.load_data().to_csv(index=False, lineterminator="\n").splitlines()
+    )  # header + 150 data rows
+    if row5 is not None:
+        lines[5] = row5
+    if rows is not None:
+        lines = lines[: rows + 1]
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("row5", "rows", "message"),
+    [
+        (None, 0, "Data file 'iris.csv' has a header line but no data rows."),
+        (
+            "5.1,3.5,1.4,0.2,iris-unknown",
+            None,
+            "Data file 'iris.csv' has the unknown label 'iris-unknown' in column species, "
+            "data row 5; known: setosa, versicolor, virginica.",
+        ),
+        ("5.1,3.5,,0.2,setosa", None, "has no value in column petal_length, data row 5."),
+        ("5.1,3.5,1.4,0.2,", None, "has no value in column species, data row 5."),
+        (
+            "5.1,wide,1.4,0.2,setosa",
+            None,
+            "has 'wide', not a number, in column sepal_width, data row 5.",
+        ),
+        (
+            "5.1,3.5,1e308,0.2,setosa",
+            None,
+            "has 1e+308 in column petal_length, data row 5, outside the valid range [0.0, 10.0]",
+        ),
+        (
+            "5.1,3.5,1e309,0.2,setosa",
+            None,
+            "has inf in column petal_length, data row 5, outside the valid range [0.0, 10.0]",
+        ),
+        ("-0.1,3.5,1.4,0.2,setosa", None, "has -0.1 in column sepal_length, data row 5, outside"),
+        (None, 51, "has only 1 row of the label 'versicolor' in column species (data row 51)"),
+        (None, 5, "has only 5 data rows: with train.test_size 0.2, 1 test row(s) and 4 "),
+    ],
+    ids=[
+        "header-only",
+        "unseen-label",
+        "nan",
+        "empty-label",
+        "text",
+        "1e308",
+        "1e309",
+        "negative",
+        "single-row-label",
+        "too-few-rows",
+    ],
+)
+def test_cli_refuses_data_training_cannot_use_in_one_sentence(tmp_path, row5, rows, message):
+    _processed(tmp_path, row5, rows)
+    if rows == 5:  # 3 setosa, 2 versicolor: one test row cannot hold both labels
+        lines = (tmp_path / "iris.csv").read_text().splitlines()
+        lines[4:6] = [line.replace("setosa", "versicolor") for line in lines[4:6]]
+        (tmp_path / "iris.csv").write_text("\n".join(lines) + "\n")
+    proc = _cli("train", "--data", "iris.csv", "--out", "m", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists(), "nothing is written for refused data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.csv"]
+
+
+def test_cli_trains_on_clean_processed_data(tmp_path):
+    _processed(tmp_path)
+    proc = _cli("train", "--data", "iris.csv", "--out", "m", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m" / train.MODEL_FILE).is_file()

@@ -10,6 +10,7 @@ import pytest
 from conftest import model_fingerprint, run, stages_run, stopped_by
 
 from mlpipe import data, validate
+from mlpipe.config import PrepareParams
 
 
 @pytest.mark.points(1)
@@ -111,3 +112,14 @@ def test_params_typo_and_unparsable_data_are_one_sentence(repo):
     proc = run("mlpipe", "prepare", "--raw", "bad.csv", "--out", "out.csv", cwd=repo, check=False)
     assert proc.returncode == 2 and "bad.csv" in proc.stderr and "Traceback" not in proc.stderr
     assert not (repo / "out.csv").exists()
+
+
+@pytest.mark.points(1)
+def test_prepare_refuses_a_header_only_raw_file(tmp_path):
+    raw = data.write_raw(tmp_path / "raw.csv")
+    raw.write_text(raw.read_text().splitlines()[0] + "\n")  # the header line, no data rows
+    out = tmp_path / "processed" / "iris.csv"
+    with pytest.raises(data.DataError, match="no data rows"):
+        data.prepare(raw, out, PrepareParams())
+    assert not out.exists()
+    assert not (out.parent / data.FINGERPRINT_FILE).exists()
