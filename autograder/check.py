@@ -1,33 +1,87 @@
 """``course check N``: a student's instant feedback on their own work.
 
 It runs what the student can see: the visible test cells of their lab notebook
-(executed as they are, in a fresh kernel) and the visible component tests in
-``labs/weekNN/tests``, both at once, and returns one row per graded item.
+(executed cell by cell, as they are, in a fresh kernel) and the visible component
+tests in ``labs/weekNN/tests`` (one pytest process beside the kernel, so the two
+share a 2-core laptop instead of fighting over it). Each row is handed to
+``on_row`` the moment it is known; :func:`check` returns them all, in plan order.
 Hidden tests are not run; ``course grade`` runs them.
+
+``task``: only task K. Its notebook cells run after the set-up cells and every cell
+of the tasks before K (a task may use names an earlier one defined; their rows are
+not shown), and no cell of a later task runs; its component tests are the ones
+marked ``@pytest.mark.task(K)``.
+
+Every process it starts (the kernel, pytest and what they start) is in a process
+group of its own and is killed when ``check`` ends, however it ends: normally, on
+Ctrl-C, on SIGTERM or SIGHUP, or on an error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import CourseError
-from autograder.config import CELL_TIMEOUT, LABS, NO_TELEMETRY, PYTEST_TIMEOUT, REPO_ROOT, get_week
-from autograder.grade import _junit_results, cell_errors, pytest_command, pytest_env
+from autograder.check_plugin import EVENTS_VAR, TASK_VAR, TIMEOUT_VAR
+from autograder.config import (
+    CHECK_CELL_TIMEOUT,
+    CHECK_OVERLAP,
+    CHECK_RUN_TIMEOUT,
+    CHECK_TEST_TIMEOUT,
+    LABS,
+    MAX_OUTPUT,
+    NO_TELEMETRY,
+    REPO_ROOT,
+    get_week,
+)
+from autograder.grade import pytest_command, pytest_env
 from autograder.report import TestResult
-from autograder.sources import notebook_items, pytest_items
+from autograder.sources import GradedItem, notebook_items, pytest_items, task_of
+
+#: What a skipped component test shows: the instructor's grader decides it.
+SKIPPED = "checked by your instructor's grader"
+#: What a written answer shows.
+SKIPPED_MANUAL = "graded by your instructor"
+
+
+@dataclass
+class Row(TestResult):
+    """One row of ``course check``: a :class:`TestResult` with the full message.
+
+    ``status`` may also be ``skipped`` (not counted: the instructor's grader decides)
+    or ``timeout``; ``output`` is the short reason, ``details`` everything known.
+    """
+
+    details: str = ""
+
+
+OnRow = Callable[[Row], None]
 
 
 @dataclass
 class CheckResult:
-    """The rows of a check and where they came from."""
+    """The rows of a check and where they came from.
+
+    Attributes:
+        cell_seconds: How long each executed notebook cell took (by grade id).
+    """
 
     week: int
     labs: Path
-    tests: list[TestResult]
+    tests: list[Row]
+    task: int | None = None
+    cell_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -35,7 +89,24 @@ class CheckResult:
 
     @property
     def max_score(self) -> float:
-        return sum(t.max_score for t in self.tests if t.status != "manual")
+        return sum(t.max_score for t in self.tests if t.status not in ("manual", "skipped"))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a check will run: the notebook, the tests folder and the rows to expect."""
+
+    week: int
+    labs: Path
+    notebook: Path
+    tests_dir: Path
+    cells: list[GradedItem]
+    tests: list[GradedItem]
+    task: int | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in (*self.cells, *self.tests)]
 
 
 def find_labs(start: Path | None = None) -> Path:
@@ -47,126 +118,400 @@ def find_labs(start: Path | None = None) -> Path:
     return REPO_ROOT / LABS
 
 
-def _start_pytest(tests: Path, labs: Path, work: Path) -> subprocess.Popen:
-    cmd = pytest_command(tests, labs, work, "-p", "xdist", "-n", "2")
-    return subprocess.Popen(
-        cmd,
-        cwd=work,
-        env=pytest_env(work),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def _notebook_tasks(notebook: Path) -> set[int]:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    ids = (c.get("metadata", {}).get("nbgrader", {}).get("grade_id", "") for c in nb["cells"])
+    return {t for t in map(task_of, ids) if t is not None}
+
+
+def plan(week: int | str, labs: Path | None = None, task: int | None = None) -> Plan:
+    """The rows ``check`` will produce, known before anything runs.
+
+    Raises:
+        CourseError: For a week without a lab, a missing or broken notebook, or a task
+            the week does not have.
+    """
+    wk = get_week(week)
+    labs = (labs or find_labs()).resolve()
+    notebook = labs / wk.lab / "lab.ipynb"
+    if not notebook.is_file():
+        raise CourseError(
+            f"{notebook} is missing; restore it with `git checkout -- {LABS}/{wk.lab}`."
+        )
+    try:
+        cells = notebook_items(notebook)
+        tasks = _notebook_tasks(notebook)
+    except (ValueError, KeyError, TypeError):
+        raise CourseError(f"{notebook} is not a valid notebook; restore it from git.") from None
+    tests_dir = labs / wk.lab / "tests"
+    tests = pytest_items(tests_dir) if tests_dir.is_dir() else []
+    if task is not None:
+        known = sorted(tasks | {t.task for t in tests if t.task is not None})
+        if task not in known:
+            raise CourseError(
+                f"Week {wk.number}'s lab has no task {task}; its tasks are "
+                f"{', '.join(map(str, known))}."
+            )
+        cells = [c for c in cells if c.task == task]
+        tests = [t for t in tests if t.task == task]
+    return Plan(wk.number, labs, notebook, tests_dir, cells, tests, task)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _descendants(pids: list[int]) -> list[int]:
+    """Every living descendant of ``pids`` (Linux: from /proc; elsewhere none)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class Children:
+    """The process groups ``check`` started; :meth:`kill` ends them and their descendants."""
+
+    def __init__(self) -> None:
+        self.leaders: list[int] = []
+
+    def add(self, pid: int | None) -> None:
+        if pid and pid not in self.leaders:
+            self.leaders.append(pid)
+
+    def kill(self) -> None:
+        strays = _descendants(self.leaders)  # before the kill: orphans lose their parent
+        for pid in self.leaders:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in strays:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP end ``check`` like Ctrl-C does, so its clean-up runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+# --- the notebook -------------------------------------------------------------------------
+
+
+def _cell_plan(cells: list, task: int | None) -> list[bool]:
+    """Which cells run: all of them, or for task K the set-up cells and tasks 1 to K.
+
+    A cell without a task in its grade id (the student's own cells) belongs to the task
+    of the section it is in; locked cells without one (``setup``, ``teardown``) always run.
+    """
+    section, run = 0, []
+    for cell in cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        own = task_of(meta.get("grade_id", ""))
+        if own is not None:
+            section = own
+        always = own is None and bool(meta.get("locked")) and cell.cell_type == "code"
+        mine = section if own is None else own
+        run.append(task is None or always or mine <= task)
+    return run
+
+
+def _timeout_advice(name: str, limit: float, week: int, locked: bool) -> str:
+    more = max(int(limit) * 2, 60)
+    why = (
+        "It is one of the lab's own set-up cells, so your machine is busy or slow: "
+        "close other programs, or"
+        if locked
+        else "If it is slow but correct, make it faster or"
+    )
+    return (
+        f"{name} did not finish within the {limit:g} s limit of a cell and was stopped. "
+        f"{why} allow more time: `course check {week} --cell-timeout {more}`. "
+        "If it waits for something that never comes (an endless loop, a server), fix that first."
     )
 
 
-def _run_notebook(notebook: Path, labs: Path, work: Path) -> dict[str, str | None]:
-    """Execute the notebook; map each graded cell's id to its error (None if it passed)."""
+def _cell_error(cell) -> str | None:
+    outs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    if not outs:
+        return None
+    return f"{outs[-1]['ename']}: {outs[-1]['evalue']}".rstrip(": ")[:MAX_OUTPUT]
+
+
+def _run_notebook(
+    p: Plan,
+    work: Path,
+    cell_timeout: float,
+    children: Children,
+    emit: OnRow,
+    seconds: dict[str, float],
+) -> None:
+    """Execute the notebook cell by cell, emitting each graded cell's row as it finishes."""
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     try:
-        nb = nbformat.read(notebook, as_version=4)
+        nb = nbformat.read(p.notebook, as_version=4)
     except Exception as err:  # nbformat raises several types for broken files
         raise CourseError(
-            f"{notebook} is not a valid notebook ({type(err).__name__}); restore it from git."
+            f"{p.notebook} is not a valid notebook ({type(err).__name__}); restore it from git."
         ) from None
-    env = dict(os.environ, PYTHONPATH=str(labs), MLPIPE_HOME=str(work), **NO_TELEMETRY)
+    wanted = {c.name: c for c in p.cells}
+    env = dict(os.environ, PYTHONPATH=str(p.labs), MLPIPE_HOME=str(work), **NO_TELEMETRY)
     client = NotebookClient(
-        nb, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        resources={"metadata": {"path": str(notebook.parent)}},
+        nb, timeout=cell_timeout, allow_errors=True, kernel_name="python3",
+        shutdown_kernel="immediate",
+        extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
+        resources={"metadata": {"path": str(p.notebook.parent)}},
     )  # fmt: skip
-    client.execute(env=env)
-    errors = {
-        gid: f"{o['ename']}: {o['evalue']}".rstrip(": ") for gid, o in cell_errors(nb.cells).items()
-    }
-    results: dict[str, str | None] = {}
+    client.km = client.create_kernel_manager()
     answer_error = None  # the error of the last answer cell, to explain a test's NameError
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("grade_id"):
-            continue
-        error = errors.get(meta["grade_id"])
-        if meta.get("solution"):
-            answer_error = error
-        elif meta.get("grade"):
-            if error and error.startswith("NameError") and answer_error:
-                error += f" (the answer cell above failed: {answer_error})"
-            results[meta["grade_id"]] = error
-    return results
+    broken = ""  # why the remaining cells cannot run (the kernel died)
+    try:
+        client.start_new_kernel(env=env)
+        children.add(getattr(client.km.provisioner, "pid", None))
+        client.start_new_kernel_client()
+        for index, (cell, runs) in enumerate(
+            zip(nb.cells, _cell_plan(nb.cells, p.task), strict=True)
+        ):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            gid = meta.get("grade_id", "")
+            name = gid or f"cell {index + 1}"
+            if gid in wanted and wanted[gid].manual:
+                emit(Row(gid, "notebook", 0, wanted[gid].points, "manual", SKIPPED_MANUAL))
+                continue
+            if not runs or cell.cell_type != "code":
+                continue
+            error = broken or None
+            if not broken:
+                started = time.monotonic()
+                try:
+                    client.execute_cell(cell, index)
+                    error = _cell_error(cell)
+                except CellTimeoutError:
+                    error = _timeout_advice(name, cell_timeout, p.week, bool(meta.get("locked")))
+                    with contextlib.suppress(Exception):
+                        client.km.interrupt_kernel()
+                    if gid not in wanted:
+                        emit(Row(name, "notebook", 0, 0, "timeout", error, error))
+                    error = f"timeout: {error}"
+                except DeadKernelError:
+                    broken = error = (
+                        f"the notebook's kernel died in {name} (out of memory, or the code "
+                        "ended the process); the cells after it did not run"
+                    )
+                seconds[name] = round(time.monotonic() - started, 2)
+            if meta.get("solution"):
+                answer_error = error
+            if gid in wanted:
+                emit(_cell_row(wanted[gid], error, answer_error))
+    finally:
+        with contextlib.suppress(Exception):
+            client._cleanup_kernel()
+        children.kill()
 
 
-def check(week: int | str, labs: Path | None = None) -> CheckResult:
+def _cell_row(item: GradedItem, error: str | None, answer_error: str | None) -> Row:
+    if error is None:
+        return Row(item.name, "notebook", item.points, item.points, "passed")
+    if error.startswith("timeout: "):
+        text = error.removeprefix("timeout: ")
+        return Row(item.name, "notebook", 0, item.points, "timeout", text, text)
+    if error.startswith("NameError") and answer_error:
+        error += f" (the answer cell above failed: {answer_error})"
+    status = "failed" if error.startswith("AssertionError") else "error"
+    return Row(item.name, "notebook", 0, item.points, status, error, error)
+
+
+# --- the component tests --------------------------------------------------------------------
+
+_TIMEOUT = re.compile(r"Timeout \(?>\s*([\d.]+)\s*s")
+
+
+def _reason(status: str, text: str, week: int) -> str:
+    """The short reason of a test's row: its ``E`` lines, or a friendly timeout."""
+    found = _TIMEOUT.search(text)
+    if found:
+        limit = float(found.group(1))
+        return (
+            f"this test did not finish within its {limit:g} s limit and was stopped; "
+            f"if your code is slow but correct, allow more time: "
+            f"`course check {week} --test-timeout {max(int(limit) * 2, 60)}`"
+        )
+    if status == "skipped":
+        return text.strip()
+    lines = [line for line in text.splitlines() if line.startswith("E ")] or [
+        line for line in text.splitlines() if line.strip()
+    ][-1:]
+    return "\n".join(line[1:].strip() if line.startswith("E ") else line for line in lines[:3])
+
+
+def _test_row(item: GradedItem, status: str, text: str, week: int) -> Row:
+    if status == "passed":
+        return Row(item.name, "pytest", item.points, item.points, "passed")
+    if status == "skipped":
+        return Row(
+            item.name, "pytest", 0, item.points, "skipped", _reason(status, text, week), text
+        )
+    reason = _reason(status, text, week)
+    status = "timeout" if _TIMEOUT.search(text) else status
+    return Row(item.name, "pytest", 0, item.points, status, reason, text)
+
+
+def _start_pytest(p: Plan, work: Path, test_timeout: float, children: Children) -> subprocess.Popen:
+    cmd = pytest_command(
+        p.tests_dir, p.labs, work, "-p", "pytest_timeout", "-p", "autograder.check_plugin",
+        "--basetemp", str(work / "pytest-tmp"),
+    )  # fmt: skip
+    env = pytest_env(work)
+    env.update({EVENTS_VAR: str(work / "events.jsonl"), TIMEOUT_VAR: str(test_timeout)})
+    if p.task is not None:
+        env[TASK_VAR] = str(p.task)
+    (work / "events.jsonl").touch()
+    with open(work / "pytest.log", "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    children.add(proc.pid)
+    return proc
+
+
+def _tail_pytest(
+    p: Plan, work: Path, proc: subprocess.Popen, emit: OnRow, stop: threading.Event
+) -> None:
+    """Emit each test's row as its line arrives; when pytest ends, the missing ones.
+
+    Nothing more is emitted once ``stop`` is set (``check`` was interrupted).
+    """
+    items = {f"{p.tests_dir.name}/{t.name}": t for t in p.tests}
+    deadline = time.monotonic() + CHECK_RUN_TIMEOUT
+    done: set[str] = set()
+    with open(work / "events.jsonl", encoding="utf-8") as events:
+        while True:
+            ended = proc.poll() is not None
+            for line in events.readlines():
+                with contextlib.suppress(ValueError, KeyError):
+                    record = json.loads(line)
+                    if record.get("end"):
+                        ended = True
+                        continue
+                    item = items.get(record["id"])
+                    if record["outcome"] == "collect-error":
+                        _collect_error(p, record, items, done, emit)
+                    elif item and record["id"] not in done:
+                        done.add(record["id"])
+                        emit(_test_row(item, record["outcome"], record["text"], p.week))
+            if ended or stop.is_set():
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+            time.sleep(0.1)
+    log = (work / "pytest.log").read_text(encoding="utf-8", errors="replace")
+    for nodeid, item in items.items():
+        if nodeid not in done and not stop.is_set():
+            text = f"pytest did not run this test; its output ended with:\n{log[-1500:]}"
+            emit(
+                Row(
+                    item.name,
+                    "pytest",
+                    0,
+                    item.points,
+                    "error",
+                    _reason("error", log, p.week),
+                    text,
+                )
+            )
+
+
+def _collect_error(p: Plan, record: dict, items: dict, done: set[str], emit: OnRow) -> None:
+    """A test file that does not import: every test of it is an error with the reason."""
+    for nodeid, item in items.items():
+        if nodeid.split("::")[0] == record["id"] and nodeid not in done:
+            done.add(nodeid)
+            emit(_test_row(item, "error", record["text"], p.week))
+
+
+# --- check -----------------------------------------------------------------------------------
+
+
+def check(
+    week: int | str,
+    labs: Path | None = None,
+    *,
+    task: int | None = None,
+    cell_timeout: float = CHECK_CELL_TIMEOUT,
+    test_timeout: float = CHECK_TEST_TIMEOUT,
+    on_row: OnRow | None = None,
+) -> CheckResult:
     """Run week ``week``'s visible notebook and component tests on the student's labs/.
 
     Args:
         week: The week number.
         labs: The student's labs/ folder; default: found from the current folder.
+        task: Only this task's cells and tests (see the module's docstring).
+        cell_timeout: Seconds a notebook cell may run.
+        test_timeout: Seconds a component test may run (its own ``timeout`` mark may say more).
+        on_row: Called with each row the moment it is known (from one thread at a time).
 
     Raises:
-        CourseError: For a week without a lab or a lab folder that is missing.
+        CourseError: For a week without a lab, a missing or broken notebook, a task the
+            week does not have, or limits that are not positive.
     """
-    wk = get_week(week)
-    labs = (labs or find_labs()).resolve()
-    lab_dir = labs / wk.lab
-    notebook = lab_dir / "lab.ipynb"
-    if not notebook.is_file():
-        raise CourseError(
-            f"{notebook} is missing; restore it with `git checkout -- {LABS}/{wk.lab}`."
-        )
-    with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
+    if cell_timeout <= 0 or test_timeout <= 0:
+        raise CourseError("--cell-timeout and --test-timeout must be positive numbers of seconds.")
+    p = plan(week, labs, task)
+    rows: dict[str, Row] = {}
+    lock = threading.Lock()
+
+    def emit(row: Row) -> None:
+        with lock:
+            rows[row.name] = row
+            if on_row:
+                on_row(row)
+
+    seconds: dict[str, float] = {}
+    children, stop = Children(), threading.Event()
+    with (
+        tempfile.TemporaryDirectory(prefix="course-check-") as tmp,
+        _signals_interrupt(),
+    ):
         work = Path(tmp)
-        tests_dir = lab_dir / "tests"
-        proc = _start_pytest(tests_dir, labs, work) if tests_dir.is_dir() else None
-        cells = _run_notebook(notebook, labs, work)
-        rows = []
-        for item in notebook_items(notebook):
-            if item.manual:
-                rows.append(
-                    TestResult(
-                        item.name, "notebook", 0, item.points, "manual", "graded by your instructor"
-                    )
+        try:
+            tail = None
+            if p.tests and CHECK_OVERLAP:
+                proc = _start_pytest(p, work, test_timeout, children)
+                tail = threading.Thread(
+                    target=_tail_pytest, args=(p, work, proc, emit, stop), daemon=True
                 )
-                continue
-            error = cells.get(item.name, "this cell did not run")
-            status = (
-                "passed"
-                if error is None
-                else ("failed" if error.startswith("AssertionError") else "error")
-            )
-            rows.append(
-                TestResult(
-                    item.name,
-                    "notebook",
-                    item.points if error is None else 0,
-                    item.points,
-                    status,
-                    error or "",
-                )
-            )
-        if proc is not None:
-            try:
-                log, _ = proc.communicate(timeout=PYTEST_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                log = f"the component tests were stopped after {PYTEST_TIMEOUT} s"
-            ran = _junit_results(work / "results.xml")
-            for item in pytest_items(tests_dir):
-                status, output = ran.get(item.name, ("error", log[-500:]))
-                lines = [
-                    line for line in output.splitlines() if line.startswith("E ")
-                ] or output.splitlines()[:1]
-                reason = (
-                    "\n".join(line[1:].strip() for line in lines[:3]) if status != "passed" else ""
-                )
-                rows.append(
-                    TestResult(
-                        item.name,
-                        "pytest",
-                        item.points if status == "passed" else 0,
-                        item.points,
-                        status,
-                        reason,
-                    )
-                )
-    return CheckResult(wk.number, labs, rows)
+                tail.start()
+            _run_notebook(p, work, cell_timeout, Children(), emit, seconds)
+            if p.tests and not CHECK_OVERLAP:
+                proc = _start_pytest(p, work, test_timeout, children)
+                _tail_pytest(p, work, proc, emit, stop)
+            if tail:
+                tail.join()
+        finally:
+            stop.set()
+            children.kill()
+    order = {name: i for i, name in enumerate(p.names)}
+    ordered = sorted(rows.values(), key=lambda r: order.get(r.name, -1))
+    return CheckResult(p.week, p.labs, ordered, p.task, seconds)

@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from autograder import CourseError
+from autograder.config import CHECK_CELL_TIMEOUT, CHECK_TEST_TIMEOUT
 from autograder.sandbox import Limits
 
 #: The defaults of ``course grade``'s limits, shared with the Python API.
 LIMITS = Limits()
 
 EXIT_PROBLEM = 2
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, for ``--cell-timeout`` and ``--test-timeout``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive number of seconds")
+    return value
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
@@ -42,22 +55,74 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from autograder.check import check
+def _row_lines(t, width: int, verbose: bool) -> list[str]:
+    """A check row as printed: the row, then its reason (every line with ``verbose``)."""
+    from autograder.check import SKIPPED
 
-    result = check(args.week)
-    width = max(len(t.name) for t in result.tests)
-    print(f"Week {result.week}, checking {result.labs} (visible tests only)\n")
-    print(f"{'test':<{width}}  {'part':<8}  {'points':>6}  result")
-    for t in result.tests:
-        points = "-" if t.status == "manual" else f"{t.score:g}/{t.max_score:g}"
-        print(f"{t.name:<{width}}  {t.source:<8}  {points:>6}  {t.status}")
-        details = [line for line in t.output.splitlines() if line.strip()]
-        for line in details[:3] if t.status in ("failed", "error") else []:
-            print(f"{'':<{width}}    {line[:160]}")
+    shown = (
+        "-"
+        if t.status in ("manual", "skipped") or not t.max_score
+        else f"{t.score:g}/{t.max_score:g}"
+    )
+    status = SKIPPED if t.status == "skipped" else t.status
+    lines = [f"{t.name:<{width}}  {t.source:<8}  {shown:>6}  {status}"]
+    if t.status in ("passed", "manual"):
+        return lines
+    text = (t.details or t.output) if verbose else t.output
+    details = [
+        piece
+        for line in text.splitlines()
+        if line.strip()
+        for piece in textwrap.wrap(line, 100, subsequent_indent="  ") or [""]
+    ]
+    keep = details if verbose or t.status == "skipped" else details[:4]
+    lines += [f"{'':<{width}}    {line}" for line in keep]
+    if len(keep) < len(details) or (not verbose and t.details.strip() != t.output.strip()):
+        lines.append(f"{'':<{width}}    (more with --verbose)")
+    return lines
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    # nbformat imports jsonschema, which imports rfc3987_syntax when it is installed: it
+    # compiles a grammar for IRI formats no notebook has, 2 s of CPU before the first row.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    from autograder.check import check, plan
+
+    p = plan(args.week, task=args.task)
+    width = max([len(n) for n in p.names] + [10])
+    which = f", task {p.task}" if p.task is not None else ""
+    print(f"Week {p.week}{which}, checking {p.labs} (visible tests only)")
+    print(
+        f"{len(p.cells)} notebook rows and {len(p.tests)} component tests; "
+        "each row appears as soon as it is known.\n",
+        flush=True,
+    )
+    print(f"{'test':<{width}}  {'part':<8}  {'points':>6}  result", flush=True)
+
+    def show(row) -> None:
+        print("\n".join(_row_lines(row, width, args.verbose)), flush=True)
+
+    try:
+        result = check(
+            args.week,
+            p.labs,
+            task=args.task,
+            cell_timeout=args.cell_timeout,
+            test_timeout=args.test_timeout,
+            on_row=show,
+        )
+    except KeyboardInterrupt:
+        print("course check: interrupted; every process it started has ended.", file=sys.stderr)
+        return 130
     print(f"\nvisible score: {result.score:g} / {result.max_score:g}")
+    if any(t.status == "skipped" for t in result.tests):
+        print(f"Skipped tests are not counted here: they are {SKIPPED_NOTE}.")
     print("Hidden tests and written answers count in your grade too.")
     return 0 if result.score == result.max_score else 1
+
+
+#: Why a skipped component test does not count in ``course check``'s visible score.
+SKIPPED_NOTE = "checked by your instructor's grader (on the reference files)"
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
@@ -122,6 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     chk = verbs.add_parser("check", help="run week N's visible tests on your own work (students)")
     chk.add_argument("week", help="the week number, e.g. 1")
+    chk.add_argument(
+        "--task", type=int, metavar="K",
+        help="only task K's notebook cells and component tests (after the set-up cells and "
+        "the cells of the tasks before K, which it may use)",
+    )  # fmt: skip
+    chk.add_argument(
+        "--cell-timeout", type=_seconds, default=CHECK_CELL_TIMEOUT, metavar="S",
+        help=f"seconds a notebook cell may run (default: {CHECK_CELL_TIMEOUT})",
+    )  # fmt: skip
+    chk.add_argument(
+        "--test-timeout", type=_seconds, default=CHECK_TEST_TIMEOUT, metavar="S",
+        help=f"seconds a component test may run, at least (default: {CHECK_TEST_TIMEOUT})",
+    )  # fmt: skip
+    chk.add_argument(
+        "--verbose", action="store_true", help="the full message of every row that did not pass"
+    )
     chk.set_defaults(func=_cmd_check)
 
     grd = verbs.add_parser("grade", help="grade students' checkouts (instructors, CI)")

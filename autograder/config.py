@@ -47,6 +47,17 @@ CELL_TIMEOUT = 30
 TEST_TIMEOUT = 60
 #: Limit of the whole pytest run over a week's component tests, in seconds.
 PYTEST_TIMEOUT = 600
+#: ``course check``'s limits (``--cell-timeout``, ``--test-timeout``): on a student's own,
+#: possibly slow and busy laptop. The slowest locked set-up cell (week 3's, which imports
+#: MLflow and registers a model) took 35 s on a loaded 2-core machine: far below these.
+CHECK_CELL_TIMEOUT = 300
+#: Per-test limit of ``course check``; a test's own ``timeout`` mark may raise it.
+CHECK_TEST_TIMEOUT = 300
+#: Backstop of ``course check``'s whole pytest run, in seconds.
+CHECK_RUN_TIMEOUT = 3600
+#: ``course check`` runs the component tests beside the notebook's kernel (one pytest
+#: process, no workers: two busy processes for two cores) rather than after it.
+CHECK_OVERLAP = True
 #: Private memory of each process of the student's code (``RLIMIT_DATA``), in MB.
 MEMORY_MB = 4096
 #: Largest file a process of the student's code may write, in MB.
@@ -110,6 +121,7 @@ def pytest_ini(labs: Path | str) -> str:
     """
     return (
         f"[pytest]\npythonpath = {labs}\nmarkers =\n    points(n): points a graded test is worth\n"
+        "    task(k): the lab task the test belongs to (course check N --task K)\n"
     )
 
 

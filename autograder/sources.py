@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +27,23 @@ class GradedItem:
         points: Points available.
         hidden: True for hidden tests (or a cell holding some).
         manual: True for a written answer the instructor grades.
+        task: The lab task it belongs to (``taskK_...`` grade ids, ``@pytest.mark.task(K)``).
     """
 
     name: str
     points: float
     hidden: bool = False
     manual: bool = False
+    task: int | None = None
+
+
+_TASK_ID = re.compile(r"(?:test_)?task(\d+)_")
+
+
+def task_of(grade_id: str) -> int | None:
+    """The task K of a notebook cell's grade id (``taskK_answer``, ``test_taskK_...``), if any."""
+    match = _TASK_ID.match(grade_id or "")
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -78,18 +90,19 @@ def notebook_items(notebook: Path) -> list[GradedItem]:
                 points=float(meta.get("points", 0)),
                 hidden="BEGIN HIDDEN TESTS" in source,
                 manual=bool(meta.get("solution")),
+                task=task_of(meta["grade_id"]),
             )
         )
     return items
 
 
-def _points(func: ast.FunctionDef) -> float | None:
-    """The n of a ``@pytest.mark.points(n)`` decorator, if any."""
+def _mark(func: ast.FunctionDef, name: str) -> float | None:
+    """The n of a ``@pytest.mark.NAME(n)`` decorator (``points``, ``task``), if any."""
     for deco in func.decorator_list:
         if (
             isinstance(deco, ast.Call)
             and isinstance(deco.func, ast.Attribute)
-            and deco.func.attr == "points"
+            and deco.func.attr == name
             and deco.args
             and isinstance(deco.args[0], ast.Constant)
         ):
@@ -108,8 +121,16 @@ def pytest_items(tests: Path) -> list[GradedItem]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
-                points = _points(node)
+                points = _mark(node, "points")
                 if points is not None:
                     hidden = HIDDEN_DIR in Path(rel).parts
-                    items.append(GradedItem(f"{rel}::{node.name}", points, hidden=hidden))
+                    task = _mark(node, "task")
+                    items.append(
+                        GradedItem(
+                            f"{rel}::{node.name}",
+                            points,
+                            hidden=hidden,
+                            task=None if task is None else int(task),
+                        )
+                    )
     return items
