@@ -113,6 +113,8 @@ def _mark(func: ast.FunctionDef, name: str) -> float | None:
 def pytest_items(tests: Path) -> list[GradedItem]:
     """List the graded tests of a tests folder (``@pytest.mark.points(n)`` functions).
 
+    A test's ``@pytest.mark.task(k)`` is its :attr:`GradedItem.task`.
+
     Names are ``relative/path.py::test_name``; tests without points are not graded.
     """
     items = []

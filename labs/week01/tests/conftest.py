@@ -20,6 +20,7 @@ import mlpipe
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
 
 
 #: The folder holding the mlpipe package under test (labs/ or solutions/).

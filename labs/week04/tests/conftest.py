@@ -46,6 +46,7 @@ SUITE_TIMEOUT = 120
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
     config.addinivalue_line(
         "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
     )

@@ -47,6 +47,7 @@ def some_rows():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_thresholds_name_every_metric_below_its_floor():
     params = GateParams(min_accuracy=0.9, min_f1_macro=0.9)
     ok = gates.thresholds({"accuracy": 0.95, "f1_macro": 0.9}, params)
@@ -57,6 +58,7 @@ def test_thresholds_name_every_metric_below_its_floor():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(1)
 def test_versus_champion_needs_the_gain_and_keeps_the_tolerance():
     params = GateParams(min_improvement=0.125, tolerance=0.25)
     champion = {"accuracy": 0.5, "f1_macro": 0.75}
@@ -71,6 +73,7 @@ def test_versus_champion_needs_the_gain_and_keeps_the_tolerance():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 def test_behavioural_gates_pass_a_good_model_and_fail_broken_ones():
     good, X, params = fit(1.0), some_rows(), GateParams()
     assert gates.invariance(good, X, params).passed
@@ -83,6 +86,7 @@ def test_behavioural_gates_pass_a_good_model_and_fail_broken_ones():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_latency_and_size_budgets():
     good, X = fit(1.0), some_rows()
     assert gates.latency(good, X, GateParams()).passed
@@ -92,6 +96,7 @@ def test_latency_and_size_budgets():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(3)
 def test_decide_runs_every_gate_and_keeps_every_reason():
     decision = gates.decide(fit(0.01), fit(1.0), iris_frame(), GateParams(), TrainParams())
     assert [check.name for check in decision.checks] == list(gates.GATES)
@@ -104,6 +109,7 @@ def test_decide_runs_every_gate_and_keeps_every_reason():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)  # MLflow, and the command line in a fresh process
 def test_gate_promotes_a_better_challenger_and_records_the_decision(tmp_path, registry_template):
     home = make_registry(tmp_path, registry_template, champion=WEAK, challenger=GOOD)
@@ -118,6 +124,7 @@ def test_gate_promotes_a_better_challenger_and_records_the_decision(tmp_path, re
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)
 def test_gate_blocks_a_worse_challenger_and_moves_nothing(tmp_path, registry_template):
     home = make_registry(tmp_path, registry_template, champion=GOOD, challenger=WEAK)

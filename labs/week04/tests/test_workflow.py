@@ -20,6 +20,7 @@ from conftest import (
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(6)
 def test_workflow_is_a_valid_github_workflow():
     checker = Path(sys.executable).parent / "check-jsonschema"
     proc = subprocess.run(
@@ -34,6 +35,7 @@ def test_workflow_is_a_valid_github_workflow():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(6)
 def test_workflow_runs_on_changes_to_data_params_and_code():
     events = triggers(load_workflow())
     assert "workflow_dispatch" in events, "allow starting the workflow by hand"
@@ -44,6 +46,7 @@ def test_workflow_runs_on_changes_to_data_params_and_code():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(6)
 def test_workflow_steps_set_up_rebuild_test_gate_and_promote_in_order():
     found = required_steps()
     missing = [kind for kind, index in found.items() if index < 0]

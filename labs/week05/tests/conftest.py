@@ -34,6 +34,7 @@ TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
     config.addinivalue_line(
         "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
     )

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_unknown_alias_refuses_to_start_with_one_sentence(registry, tmp_path):
     settings = make_settings(registry, tmp_path / "log.jsonl", model_alias="no-such-alias")
     with pytest.raises(serve.ServeError, match="no model 'iris-classifier' with the alias"):
@@ -18,6 +19,7 @@ def test_unknown_alias_refuses_to_start_with_one_sentence(registry, tmp_path):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_health_ready_and_metadata(app_client):
     app, client, _ = app_client
     assert client.get("/health").json() == {"status": "ok"}
@@ -31,6 +33,7 @@ def test_health_ready_and_metadata(app_client):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 def test_predict_one_row(app_client):
     _, client, _ = app_client
     response = client.post("/predict", json=SETOSA)
@@ -42,6 +45,7 @@ def test_predict_one_row(app_client):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(1)
 def test_bad_input_is_a_422_naming_the_field(app_client):
     _, client, _ = app_client
     missing = {k: v for k, v in SETOSA.items() if k != "petal_width"}
@@ -54,6 +58,7 @@ def test_bad_input_is_a_422_naming_the_field(app_client):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 def test_batch_predicts_in_order_and_refuses_too_many_rows(app_client):
     app, client, _ = app_client
     response = client.post("/predict/batch", json={"rows": [SETOSA, VIRGINICA, SETOSA]})
@@ -65,6 +70,7 @@ def test_batch_predicts_in_order_and_refuses_too_many_rows(app_client):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 def test_every_prediction_is_one_log_line(app_client):
     _, client, log = app_client
     one = client.post("/predict", json=VIRGINICA).json()
@@ -100,6 +106,7 @@ def _virginica(text: str) -> float:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_metrics_count_requests_and_predictions(app_client):
     _, client, _ = app_client
     before = client.get("/metrics").text
@@ -115,6 +122,7 @@ def test_metrics_count_requests_and_predictions(app_client):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 @pytest.mark.timeout(120)
 def test_real_uvicorn_serves_predictions_over_loopback(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -129,6 +137,7 @@ def test_real_uvicorn_serves_predictions_over_loopback(server):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_cli_refuses_an_unknown_model_in_one_sentence(registry, tmp_path, monkeypatch, capsys):
     from mlpipe.__main__ import main
 
@@ -142,6 +151,7 @@ def test_cli_refuses_an_unknown_model_in_one_sentence(registry, tmp_path, monkey
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_a_prediction_the_log_cannot_record_is_a_503(registry, tmp_path, monkeypatch):
     import errno
     import os

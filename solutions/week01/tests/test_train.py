@@ -16,6 +16,7 @@ from mlpipe.config import TrainParams
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_load_data_has_iris_shape_and_columns():
     df = train.load_data()
     assert df.shape == (150, 5)
@@ -24,6 +25,7 @@ def test_load_data_has_iris_shape_and_columns():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_fingerprint_is_stable_and_sensitive():
     df = train.load_data()
     assert train.fingerprint(df) == train.fingerprint(df.copy())
@@ -33,6 +35,7 @@ def test_fingerprint_is_stable_and_sensitive():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_split_is_stratified_and_deterministic():
     df = train.load_data()
     first = train.split_data(df, test_size=0.2, seed=1)
@@ -43,6 +46,7 @@ def test_split_is_stratified_and_deterministic():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_build_pipeline_uses_params():
     model = train.build_pipeline(TrainParams(C=0.5, max_iter=50, seed=3))
     assert [name for name, _ in model.steps] == ["scaler", "clf"]
@@ -51,6 +55,7 @@ def test_build_pipeline_uses_params():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_evaluate_returns_the_documented_metrics():
     df = train.load_data()
     X_train, X_test, y_train, y_test = train.split_data(df, 0.2, 42)
@@ -63,6 +68,7 @@ def test_evaluate_returns_the_documented_metrics():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(3)
 def test_cli_trains_and_writes_model_with_metadata(tmp_path, params_file):
     out = tmp_path / "model"
     proc = run_mlpipe("train", "--params", str(params_file), "--out", str(out), cwd=tmp_path)
@@ -75,6 +81,7 @@ def test_cli_trains_and_writes_model_with_metadata(tmp_path, params_file):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 def test_dockerfile_is_complete_and_passes_hadolint():
     words = [word for word, _ in dockerfile_instructions(DOCKERFILE)]
     for needed in ("FROM", "COPY", "RUN", "USER", "CMD"):
@@ -87,6 +94,7 @@ def test_dockerfile_is_complete_and_passes_hadolint():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 def test_dockerfile_runs_as_non_root_and_trains():
     instructions = dockerfile_instructions(DOCKERFILE)
     users = [args for word, args in instructions if word == "USER"]
@@ -95,6 +103,7 @@ def test_dockerfile_runs_as_non_root_and_trains():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(5)
 def test_dockerfile_command_works_outside_docker(tmp_path):
     """Run the image's CMD in a folder laid out like the image's /app."""
     shutil.copyfile(PIPELINE_DIR / "params.yaml", tmp_path / "params.yaml")

@@ -30,6 +30,7 @@ PIPELINE_FILES = ("mlpipe", "dvc.yaml", "params.yaml", "data/schema.json")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points the test is worth")
+    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
     config.addinivalue_line(
         "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
     )

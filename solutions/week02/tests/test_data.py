@@ -23,6 +23,7 @@ RAW = pd.DataFrame(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_clean_renames_columns_and_labels():
     df = data.clean(RAW, PrepareParams())
     assert list(df.columns) == [
@@ -37,12 +38,14 @@ def test_clean_renames_columns_and_labels():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_clean_names_a_missing_column():
     with pytest.raises(data.DataError, match="petal width"):
         data.clean(RAW.drop(columns=["petal width (cm)"]), PrepareParams())
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_prepare_writes_processed_data_and_fingerprint(tmp_path):
     raw = data.write_raw(tmp_path / "raw.csv")
     out = tmp_path / "processed" / "iris.csv"
@@ -56,6 +59,7 @@ def test_prepare_writes_processed_data_and_fingerprint(tmp_path):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_prepare_leaves_nothing_behind_for_an_unparsable_file(tmp_path):
     raw = tmp_path / "raw.csv"
     raw.write_bytes(b'"unterminated,quote\n1,2\n\x00\xff')
@@ -67,6 +71,7 @@ def test_prepare_leaves_nothing_behind_for_an_unparsable_file(tmp_path):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_lineage_names_the_data_version(tmp_path):
     raw = data.write_raw(tmp_path / "raw.csv", per_class=40)
     out = tmp_path / "iris.csv"

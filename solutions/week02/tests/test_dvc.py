@@ -17,6 +17,7 @@ pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 def test_repro_builds_model_metrics_and_lineage(repo):
     meta = json.loads((repo / "models/iris-classifier/metadata.json").read_text())
     metrics = json.loads((repo / "metrics.json").read_text())
@@ -27,6 +28,7 @@ def test_repro_builds_model_metrics_and_lineage(repo):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 def test_changing_a_train_param_reruns_only_train_and_evaluate(repo):
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
@@ -34,6 +36,7 @@ def test_changing_a_train_param_reruns_only_train_and_evaluate(repo):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 def test_push_then_pull_restores_the_same_data(repo):
     before = (repo / "data/processed/iris.csv").read_bytes()
     run("dvc", "push", cwd=repo)

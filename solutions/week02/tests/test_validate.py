@@ -14,6 +14,7 @@ from mlpipe import validate
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_clean_data_passes_every_check(clean_df, vparams, reference):
     result = validate.validate(clean_df, vparams, reference)
     assert [c.name for c in result.checks] == list(validate.CHECKS)
@@ -22,6 +23,7 @@ def test_clean_data_passes_every_check(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_missing_column_is_stopped(clean_df, vparams, reference):
     message = stopped_by(
         clean_df.drop(columns=["sepal_width"]), vparams, reference, "schema.columns"
@@ -30,12 +32,14 @@ def test_missing_column_is_stopped(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_swapped_columns_are_stopped(clean_df, vparams, reference):
     swapped = clean_df[["sepal_width", "sepal_length", "petal_length", "petal_width", "species"]]
     stopped_by(swapped, vparams, reference, "schema.columns")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_missing_values_are_stopped(clean_df, vparams, reference):
     df = clean_df.copy()
     df.loc[[3, 60, 120], "petal_length"] = np.nan
@@ -44,6 +48,7 @@ def test_missing_values_are_stopped(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_every_failed_check_is_listed(clean_df, vparams, reference):
     df = clean_df.drop(columns=["sepal_width"])
     df.loc[0, "petal_length"] = np.nan

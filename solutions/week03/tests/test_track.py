@@ -11,6 +11,7 @@ from mlpipe.config import TrackParams, TrainParams
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_tracking_uri_defaults_to_sqlite_in_the_project(store, monkeypatch):
     assert track.tracking_uri(TrackParams()) == f"sqlite:///{store / 'mlflow.db'}"
     assert track.tracking_uri(TrackParams(tracking_uri="http://127.0.0.1:5000")).startswith("http")
@@ -19,6 +20,7 @@ def test_tracking_uri_defaults_to_sqlite_in_the_project(store, monkeypatch):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(1)
 def test_log_training_run_records_params_metrics_figure_tags_and_model(store):
     from sklearn.linear_model import LogisticRegression
 
@@ -49,6 +51,7 @@ def test_log_training_run_records_params_metrics_figure_tags_and_model(store):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 def test_tune_nests_every_trial_under_one_parent_run(tuned):
     _, client = tuned
     experiment = client.get_experiment_by_name("iris")
@@ -62,6 +65,7 @@ def test_tune_nests_every_trial_under_one_parent_run(tuned):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(3)
 def test_best_trial_is_registered_as_challenger(tuned):
     _, client = tuned
     version = client.get_model_version_by_alias(MODEL, track.CHALLENGER)
@@ -78,6 +82,7 @@ def test_best_trial_is_registered_as_challenger(tuned):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_load_by_alias_returns_a_model_that_predicts(tuned, monkeypatch):
     home, _ = tuned
     monkeypatch.setenv("MLPIPE_HOME", str(home))
@@ -88,6 +93,7 @@ def test_load_by_alias_returns_a_model_that_predicts(tuned, monkeypatch):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_unreachable_tracking_server_is_one_sentence(tmp_path):
     write_project(tmp_path)
     proc = run_tune(tmp_path, tracking_uri="http://127.0.0.1:9")

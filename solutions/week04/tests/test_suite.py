@@ -24,6 +24,7 @@ KEEPS_PREFIX = Mutant(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)  # runs your suite in a fresh process
 def test_your_suite_passes_and_has_data_and_model_tests(suites):
     run = suites.run([None])[REFERENCE]
@@ -33,6 +34,7 @@ def test_your_suite_passes_and_has_data_and_model_tests(suites):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_your_suite_catches_a_label_prefix_left_in_place(suites):
     target = (PIPELINE_DIR / KEEPS_PREFIX.file).read_text(encoding="utf-8")

@@ -45,6 +45,7 @@ def model():
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 def test_score_csv_adds_a_prediction_per_row(model, tmp_path):
     df = iris_frame()
     df[FEATURES[::-1]].to_csv(tmp_path / "in.csv", index=False)  # columns in another order
@@ -56,6 +57,7 @@ def test_score_csv_adds_a_prediction_per_row(model, tmp_path):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 def test_onnx_export_matches_scikit_learn(model):
     X = iris_frame()[FEATURES].to_numpy()
     onnx_bytes = export.to_onnx(model, len(FEATURES))
@@ -68,6 +70,7 @@ def test_onnx_export_matches_scikit_learn(model):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(6)
 def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck_and_passes_hadolint():
     instructions = dockerfile_instructions(DOCKERFILE)
     words = [word for word, _ in instructions]
@@ -81,6 +84,7 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck_and_passes_hadoli
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(6)
 @pytest.mark.timeout(120)
 def test_dockerfile_command_serves_outside_docker(registry, tmp_path):
     cmd = docker_cmd(DOCKERFILE)
@@ -101,6 +105,7 @@ def test_dockerfile_command_serves_outside_docker(registry, tmp_path):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(6)
 def test_compose_file_runs_the_api_after_a_healthy_mlflow_server():
     compose = yaml.safe_load(COMPOSE.read_text())
     errors = compose_schema_errors(compose)

@@ -25,6 +25,7 @@ class _FixedModel:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_evaluate_confusion_matrix_on_known_predictions():
     y = pd.Series(["setosa", "setosa", "versicolor", "virginica"])
     metrics = train.evaluate(
@@ -36,6 +37,7 @@ def test_evaluate_confusion_matrix_on_known_predictions():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_metadata_records_lineage(tmp_path):
     result = train.train(TrainParams(seed=3), tmp_path / "m")
     meta = json.loads((tmp_path / "m" / train.METADATA_FILE).read_text())
@@ -46,6 +48,7 @@ def test_metadata_records_lineage(tmp_path):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 def test_training_reproduces_across_processes(tmp_path, params_file):
     fingerprints = []
     for name in ("a", "b"):

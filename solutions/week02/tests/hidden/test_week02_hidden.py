@@ -14,6 +14,7 @@ from mlpipe.config import PrepareParams
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_unit_change_is_stopped(clean_df, vparams, reference):
     df = clean_df.copy()
     df["petal_length"] = df["petal_length"] * 10  # millimetres
@@ -21,6 +22,7 @@ def test_unit_change_is_stopped(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_small_unit_change_is_caught_as_drift(clean_df, vparams, reference):
     df = clean_df.copy()
     df["petal_width"] = df["petal_width"] * 2.54  # inches mistaken for cm, still in range
@@ -28,6 +30,7 @@ def test_small_unit_change_is_caught_as_drift(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_unseen_category_is_stopped(clean_df, vparams, reference):
     df = clean_df.copy()
     df.loc[:9, "species"] = "iris-unknown"
@@ -36,6 +39,7 @@ def test_unseen_category_is_stopped(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_duplicated_rows_are_stopped(clean_df, vparams, reference):
     df = clean_df.copy()
     df = pd.concat([df, df.iloc[:20]], ignore_index=True)
@@ -43,6 +47,7 @@ def test_duplicated_rows_are_stopped(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_text_in_a_numeric_column_is_stopped(clean_df, vparams, reference):
     df = clean_df.copy().astype({"sepal_length": object})
     df.loc[5, "sepal_length"] = "5,1"
@@ -50,12 +55,14 @@ def test_text_in_a_numeric_column_is_stopped(clean_df, vparams, reference):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_label_imbalance_is_stopped(clean_df, vparams, reference):
     df = clean_df[(clean_df["species"] != "virginica") | (clean_df.index % 10 == 0)]
     stopped_by(df, vparams, reference, "label_balance")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_thresholds_come_from_params(clean_df, vparams, reference):
     from dataclasses import replace
 
@@ -67,6 +74,7 @@ def test_thresholds_come_from_params(clean_df, vparams, reference):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 @pytest.mark.timeout(150)  # a real git + DVC repository; slow on a busy machine
 def test_bad_raw_data_stops_dvc_before_training(repo):
     raw = repo / "data/raw/iris.csv"
@@ -82,6 +90,7 @@ def test_bad_raw_data_stops_dvc_before_training(repo):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(4)
 @pytest.mark.timeout(150)  # a real git + DVC repository; slow on a busy machine
 def test_previous_data_version_reproduces_the_previous_model(repo):
     v1 = model_fingerprint(repo)
@@ -101,6 +110,7 @@ def test_previous_data_version_reproduces_the_previous_model(repo):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(4)
 @pytest.mark.timeout(150)  # a real git + DVC repository; slow on a busy machine
 def test_params_typo_and_unparsable_data_are_one_sentence(repo):
     params = repo / "params.yaml"
@@ -115,6 +125,7 @@ def test_params_typo_and_unparsable_data_are_one_sentence(repo):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_prepare_refuses_a_header_only_raw_file(tmp_path):
     raw = data.write_raw(tmp_path / "raw.csv")
     raw.write_text(raw.read_text().splitlines()[0] + "\n")  # the header line, no data rows

@@ -19,6 +19,7 @@ def _trial_cs(client, experiment: str) -> list[str]:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_same_seed_gives_the_same_trials(store):
     for name in ("first", "second"):
         track.connect(TrackParams(experiment=name, n_trials=3, seed=7))
@@ -31,6 +32,7 @@ def test_same_seed_gives_the_same_trials(store):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_a_failed_run_registers_nothing(store):
     track.connect(TrackParams(experiment="failing"))
     with pytest.raises(ZeroDivisionError), mlflow.start_run() as run:
@@ -42,6 +44,7 @@ def test_a_failed_run_registers_nothing(store):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_unknown_alias_is_one_sentence(tuned, monkeypatch):
     home, _ = tuned
     monkeypatch.setenv("MLPIPE_HOME", str(home))
@@ -51,6 +54,7 @@ def test_unknown_alias_is_one_sentence(tuned, monkeypatch):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_logged_model_requirements_are_explicit_not_inferred(tuned, monkeypatch):
     """Inferring requirements costs seconds per model; the course pins them instead."""
     home, client = tuned
@@ -64,6 +68,7 @@ def test_logged_model_requirements_are_explicit_not_inferred(tuned, monkeypatch)
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_tune_logs_the_model_in_the_best_trial_only(tuned):
     _, client = tuned
     exp = client.get_experiment_by_name("iris")
@@ -74,6 +79,7 @@ def test_tune_logs_the_model_in_the_best_trial_only(tuned):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 @pytest.mark.timeout(
     180
 )  # starting a real server and four trials over HTTP; slow on a busy machine

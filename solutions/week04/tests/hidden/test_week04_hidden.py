@@ -35,6 +35,7 @@ from mlpipe.config import GateParams, TrackParams, TrainParams
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_tolerance_and_improvement_boundaries_are_inclusive():
     champion = {"accuracy": 0.75, "f1_macro": 0.75}
     at_tolerance = {"accuracy": 0.75, "f1_macro": 0.5}
@@ -54,6 +55,7 @@ def test_tolerance_and_improvement_boundaries_are_inclusive():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_invariance_follows_the_seed_the_noise_and_the_minimum():
     good = fit(1.0)
     X = iris_frame().drop(columns="species")
@@ -77,6 +79,7 @@ class Counter:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_decide_scores_both_models_on_the_same_held_out_rows():
     df = iris_frame()
     params = TrainParams(seed=7, test_size=0.3)
@@ -89,6 +92,7 @@ def test_decide_scores_both_models_on_the_same_held_out_rows():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_a_decision_without_checks_allows_nothing_and_reports_every_failure():
     assert not gates.Decision(()).allowed
     broken = fit(1.0)
@@ -108,6 +112,7 @@ def test_a_decision_without_checks_allows_nothing_and_reports_every_failure():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_directional_and_minimum_functionality_name_what_went_wrong():
     class Setosa:
         def predict(self, X):
@@ -129,6 +134,7 @@ def test_directional_and_minimum_functionality_name_what_went_wrong():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)
 def test_promote_blocked_records_the_decision_and_moves_no_alias(
     tmp_path, registry_template, monkeypatch
@@ -149,6 +155,7 @@ def test_promote_blocked_records_the_decision_and_moves_no_alias(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)
 def test_first_promotion_without_a_champion(tmp_path, registry_template, capsys):
     home = make_registry(tmp_path, registry_template, challenger=GOOD)
@@ -162,6 +169,7 @@ def test_first_promotion_without_a_champion(tmp_path, registry_template, capsys)
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)
 def test_gate_without_promote_reports_and_changes_nothing(tmp_path, registry_template, capsys):
     home = make_registry(tmp_path, registry_template, champion=GOOD, challenger=WEAK)
@@ -174,6 +182,7 @@ def test_gate_without_promote_reports_and_changes_nothing(tmp_path, registry_tem
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)
 def test_no_challenger_is_one_sentence_and_exit_2(tmp_path, registry_template, capsys):
     home = make_registry(tmp_path, registry_template, champion=GOOD)
@@ -187,6 +196,7 @@ def test_no_challenger_is_one_sentence_and_exit_2(tmp_path, registry_template, c
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 @pytest.mark.timeout(180)
 def test_bad_configuration_is_one_sentence_and_exit_2(tmp_path, capsys):
     write_project(tmp_path)
@@ -209,6 +219,7 @@ def test_bad_configuration_is_one_sentence_and_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(6)
 def test_workflow_promotes_only_on_the_default_branch_after_the_gates():
     found = required_steps()
     assert found["gate"] >= 0 and found["promote"] > found["gate"]
@@ -219,6 +230,7 @@ def test_workflow_promotes_only_on_the_default_branch_after_the_gates():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(6)
 def test_workflow_ignores_changes_outside_the_pipeline():
     events = triggers(load_workflow())
     for event in ("push", "pull_request"):
@@ -245,42 +257,49 @@ def assert_caught(suites, name: str) -> None:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)  # the first of these runs the suite on every planted bug
 def test_suite_catches_a_split_without_stratify(suites):
     assert_caught(suites, "split-without-stratify")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_suite_catches_a_split_that_ignores_its_seed(suites):
     assert_caught(suites, "split-ignores-the-seed")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_suite_catches_labels_shuffled_against_their_rows(suites):
     assert_caught(suites, "labels-shuffled-against-rows")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_suite_catches_labels_off_by_one(suites):
     assert_caught(suites, "labels-off-by-one")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_suite_catches_a_fingerprint_that_ignores_the_values(suites):
     assert_caught(suites, "fingerprint-ignores-the-values")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_suite_catches_missing_values_let_through(suites):
     assert_caught(suites, "only-empty-rows-count-as-missing")
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(5)
 @pytest.mark.timeout(180)
 def test_suite_catches_unknown_labels_let_through(suites):
     assert_caught(suites, "unknown-labels-checked-the-wrong-way-round")

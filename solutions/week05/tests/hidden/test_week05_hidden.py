@@ -39,6 +39,7 @@ def _post_raw(client, path: str, body: bytes) -> httpx.Response:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_nan_and_infinite_values_are_422s_naming_the_field(app_client):
     _, client, _ = app_client
     for literal in ("NaN", "Infinity", "-Infinity", "1e400"):
@@ -53,6 +54,7 @@ def test_nan_and_infinite_values_are_422s_naming_the_field(app_client):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_extra_fields_wrong_types_and_strings_for_numbers_are_422s(app_client):
     _, client, _ = app_client
     cases = {
@@ -69,6 +71,7 @@ def test_extra_fields_wrong_types_and_strings_for_numbers_are_422s(app_client):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_empty_batch_malformed_json_and_wrong_shapes_are_4xx(app_client):
     _, client, _ = app_client
     assert client.post("/predict/batch", json={"rows": []}).status_code == 422
@@ -82,6 +85,7 @@ def test_empty_batch_malformed_json_and_wrong_shapes_are_4xx(app_client):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_values_outside_the_valid_range_are_422s_naming_the_field(app_client):
     _, client, log = app_client
     before = len(read_log(log))
@@ -98,6 +102,7 @@ def test_values_outside_the_valid_range_are_422s_naming_the_field(app_client):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_bad_bodies_are_one_capped_sentence_saying_what_and_where(app_client):
     _, client, _ = app_client
 
@@ -128,6 +133,7 @@ def test_bad_bodies_are_one_capped_sentence_saying_what_and_where(app_client):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_a_prediction_the_log_cannot_record_is_a_503_and_not_ready(registry, tmp_path, monkeypatch):
     import errno
     import os
@@ -160,6 +166,7 @@ def test_a_prediction_the_log_cannot_record_is_a_503_and_not_ready(registry, tmp
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 @pytest.mark.timeout(120)
 def test_oversized_bodies_are_413_even_without_a_content_length(server):
     row = json.dumps(SETOSA).encode()
@@ -180,6 +187,7 @@ def test_oversized_bodies_are_413_even_without_a_content_length(server):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_batch_limit_comes_from_the_settings(registry, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
@@ -199,6 +207,7 @@ def test_batch_limit_comes_from_the_settings(registry, tmp_path, monkeypatch):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 def test_start_up_refusals_are_one_sentence(registry, tmp_path):
     log = tmp_path / "log.jsonl"
     with pytest.raises(serve.ServeError, match="alias 'gone'"):
@@ -217,6 +226,7 @@ def test_start_up_refusals_are_one_sentence(registry, tmp_path):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(1)
 @pytest.mark.timeout(120)
 def test_uvicorn_with_an_unknown_alias_exits_instead_of_serving(registry, tmp_path):
     port = free_port()
@@ -236,6 +246,7 @@ def test_uvicorn_with_an_unknown_alias_exits_instead_of_serving(registry, tmp_pa
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_ready_is_503_until_the_model_is_loaded_and_health_answers_at_once(
     registry, tmp_path, monkeypatch
 ):
@@ -263,6 +274,7 @@ def test_ready_is_503_until_the_model_is_loaded_and_health_answers_at_once(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_a_model_that_fails_to_load_keeps_ready_at_503_with_the_reason(
     registry, tmp_path, monkeypatch
 ):
@@ -284,6 +296,7 @@ def test_a_model_that_fails_to_load_keeps_ready_at_503_with_the_reason(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 def test_log_lines_have_utc_times_numbers_and_batch_order(app_client):
     _, client, log = app_client
     rows = [VIRGINICA, SETOSA, VIRGINICA]
@@ -300,6 +313,7 @@ def test_log_lines_have_utc_times_numbers_and_batch_order(app_client):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 @pytest.mark.timeout(120)
 def test_log_never_holds_a_half_written_line_under_concurrent_requests(server):
     before = len(read_log(server.log))
@@ -328,6 +342,7 @@ def _write_many(path: str, worker: int) -> None:
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 @pytest.mark.timeout(120)
 def test_log_writes_from_several_processes_never_interleave(tmp_path):
     path = str(tmp_path / "shared.jsonl")
@@ -344,6 +359,7 @@ def test_log_writes_from_several_processes_never_interleave(tmp_path):
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(3)
 def test_two_apps_in_one_process_keep_their_own_metrics(registry, tmp_path):
     from fastapi.testclient import TestClient
 
@@ -365,6 +381,7 @@ def test_two_apps_in_one_process_keep_their_own_metrics(registry, tmp_path):
 
 
 @pytest.mark.points(2)
+@pytest.mark.task(2)
 @pytest.mark.timeout(150)
 def test_schemathesis_fuzzing_finds_no_server_error(server):
     import schemathesis
@@ -411,6 +428,7 @@ def two_models():
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(4)
 def test_parity_fails_for_a_different_model_and_nothing_is_written(two_models, tmp_path):
     good, other = two_models
     X = iris_frame()[FEATURES].to_numpy()
@@ -427,6 +445,7 @@ def test_parity_fails_for_a_different_model_and_nothing_is_written(two_models, t
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(4)
 def test_batch_scoring_refuses_missing_columns_and_bad_values(two_models, tmp_path):
     good, _ = two_models
     df = iris_frame()
@@ -443,6 +462,7 @@ def test_batch_scoring_refuses_missing_columns_and_bad_values(two_models, tmp_pa
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(4)
 @pytest.mark.timeout(150)
 def test_score_and_export_onnx_commands_use_the_registered_model(
     registry, tmp_path, monkeypatch, capsys
@@ -469,6 +489,7 @@ def test_score_and_export_onnx_commands_use_the_registered_model(
 
 
 @pytest.mark.points(1)
+@pytest.mark.task(2)
 @pytest.mark.timeout(120)
 def test_single_row_round_trip_is_fast(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
