@@ -249,8 +249,17 @@ def _timeout_advice(name: str, limit: float, week: int, locked: bool) -> str:
     )
 
 
-def _cell_error(cell) -> str | None:
-    outs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+#: The ``ename`` of the reply of a cell stopped at its limit.
+_TIMED_OUT = "CourseCheckCellTimeout"
+
+
+def _cell_error(cell, ename: str = "") -> str | None:
+    """The last error a cell raised (of that ``ename`` only, if given), as one line."""
+    outs = [
+        o
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error" and o.get("ename", "").startswith(ename)
+    ]
     if not outs:
         return None
     return f"{outs[-1]['ename']}: {outs[-1]['evalue']}".rstrip(": ")[:MAX_OUTPUT]
@@ -267,7 +276,7 @@ def _run_notebook(
     """Execute the notebook cell by cell, emitting each graded cell's row as it finishes."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
     try:
         nb = nbformat.read(p.notebook, as_version=4)
@@ -277,9 +286,17 @@ def _run_notebook(
         ) from None
     wanted = {c.name: c for c in p.cells}
     env = dict(os.environ, PYTHONPATH=str(p.labs), MLPIPE_HOME=str(work), **NO_TELEMETRY)
+    replies: dict[int, dict] = {}  # the reply of each cell, to see which ones timed out
+
+    def on_executed(cell_index: int, execute_reply: dict, **_: object) -> None:
+        replies[cell_index] = execute_reply.get("content", {})
+
     client = NotebookClient(
         nb, timeout=cell_timeout, allow_errors=True, kernel_name="python3",
-        shutdown_kernel="immediate",
+        shutdown_kernel="immediate", on_cell_executed=on_executed,
+        # At the limit the kernel is interrupted (the cell's KeyboardInterrupt) and the
+        # cell's reply is this error; the next cells run.
+        interrupt_on_timeout=True, error_on_timeout={"ename": _TIMED_OUT, "evalue": ""},
         extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
         resources={"metadata": {"path": str(p.notebook.parent)}},
     )  # fmt: skip
@@ -307,21 +324,23 @@ def _run_notebook(
                 try:
                     client.execute_cell(cell, index)
                     error = _cell_error(cell)
-                except CellTimeoutError:
-                    error = _timeout_advice(name, cell_timeout, p.week, bool(meta.get("locked")))
-                    with contextlib.suppress(Exception):
-                        client.km.interrupt_kernel()
-                    if gid not in wanted:
-                        emit(Row(name, "notebook", 0, 0, "timeout", error, error))
-                    error = f"timeout: {error}"
                 except DeadKernelError:
                     broken = error = (
                         f"the notebook's kernel died in {name} (out of memory, or the code "
                         "ended the process); the cells after it did not run"
                     )
                 seconds[name] = round(time.monotonic() - started, 2)
+                if replies.pop(index, {}).get("ename") == _TIMED_OUT:
+                    error = _timeout_advice(name, cell_timeout, p.week, bool(meta.get("locked")))
+                    if not _cell_error(cell, "KeyboardInterrupt"):  # the interrupt did not stop it
+                        broken = f"the cells after {name} did not run: it did not stop"
+                    if gid not in wanted:
+                        emit(Row(name, "notebook", 0, 0, "timeout", error, details=error))
+                    error = f"timeout: {error}"
             if meta.get("solution"):
-                answer_error = error
+                answer_error = error and re.sub(
+                    r"^timeout: (.*? s limit).*", r"\1", error, flags=re.S
+                )
             if gid in wanted:
                 emit(_cell_row(wanted[gid], error, answer_error))
     finally:
@@ -335,11 +354,11 @@ def _cell_row(item: GradedItem, error: str | None, answer_error: str | None) -> 
         return Row(item.name, "notebook", item.points, item.points, "passed")
     if error.startswith("timeout: "):
         text = error.removeprefix("timeout: ")
-        return Row(item.name, "notebook", 0, item.points, "timeout", text, text)
+        return Row(item.name, "notebook", 0, item.points, "timeout", text, details=text)
     if error.startswith("NameError") and answer_error:
         error += f" (the answer cell above failed: {answer_error})"
     status = "failed" if error.startswith("AssertionError") else "error"
-    return Row(item.name, "notebook", 0, item.points, status, error, error)
+    return Row(item.name, "notebook", 0, item.points, status, error, details=error)
 
 
 # --- the component tests --------------------------------------------------------------------
@@ -370,11 +389,17 @@ def _test_row(item: GradedItem, status: str, text: str, week: int) -> Row:
         return Row(item.name, "pytest", item.points, item.points, "passed")
     if status == "skipped":
         return Row(
-            item.name, "pytest", 0, item.points, "skipped", _reason(status, text, week), text
+            item.name,
+            "pytest",
+            0,
+            item.points,
+            "skipped",
+            _reason(status, text, week),
+            details=text,
         )
     reason = _reason(status, text, week)
     status = "timeout" if _TIMEOUT.search(text) else status
-    return Row(item.name, "pytest", 0, item.points, status, reason, text)
+    return Row(item.name, "pytest", 0, item.points, status, reason, details=text)
 
 
 def _start_pytest(p: Plan, work: Path, test_timeout: float, children: Children) -> subprocess.Popen:
@@ -437,7 +462,7 @@ def _tail_pytest(
                     item.points,
                     "error",
                     _reason("error", log, p.week),
-                    text,
+                    details=text,
                 )
             )
 

@@ -7,6 +7,7 @@ Problems a user can fix are printed as one sentence with exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -260,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("course: interrupted; finished reports are kept.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`course check 1 | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
