@@ -28,7 +28,7 @@ export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
 .PHONY: help install demo test test-slow test-all lint format lab check release release-check lock \
-	clean bench-grade bench-serve bench-validate
+	clean bench-grade bench-serve bench-validate bench-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ bench-serve: $(STAMP) ## serving benchmark: mlpipe.serve vs mlflow models serve 
 
 bench-validate: $(STAMP) ## validation benchmark: time and peak memory of `mlpipe validate` on a ~200 MB CSV
 	$(BIN)/python benchmarks/validate.py $(BENCH_ARGS)
+
+bench-check: $(STAMP) ## `course check` benchmark: time to the first row and total, per week, on the reference
+	$(BIN)/python benchmarks/check.py $(BENCH_ARGS)
 
 lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_ARGS=--upgrade: newest)
 	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \

@@ -344,9 +344,9 @@ def _run_notebook(
             if gid in wanted:
                 emit(_cell_row(wanted[gid], error, answer_error))
     finally:
+        children.kill()  # first: the kernel's own children are still its descendants
         with contextlib.suppress(Exception):
             client._cleanup_kernel()
-        children.kill()
 
 
 def _cell_row(item: GradedItem, error: str | None, answer_error: str | None) -> Row:
@@ -467,6 +467,21 @@ def _tail_pytest(
             )
 
 
+class _Tail(threading.Thread):
+    """:func:`_tail_pytest` beside the notebook; what it raised is re-raised by ``check``."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(daemon=True)
+        self.args_ = args
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            _tail_pytest(*self.args_)
+        except BaseException as err:  # e.g. the on_row of a closed pipe: check re-raises it
+            self.error = err
+
+
 def _collect_error(p: Plan, record: dict, items: dict, done: set[str], emit: OnRow) -> None:
     """A test file that does not import: every test of it is an error with the reason."""
     for nodeid, item in items.items():
@@ -524,9 +539,7 @@ def check(
             tail = None
             if p.tests and CHECK_OVERLAP:
                 proc = _start_pytest(p, work, test_timeout, children)
-                tail = threading.Thread(
-                    target=_tail_pytest, args=(p, work, proc, emit, stop), daemon=True
-                )
+                tail = _Tail(p, work, proc, emit, stop)
                 tail.start()
             _run_notebook(p, work, cell_timeout, Children(), emit, seconds)
             if p.tests and not CHECK_OVERLAP:
@@ -534,6 +547,8 @@ def check(
                 _tail_pytest(p, work, proc, emit, stop)
             if tail:
                 tail.join()
+                if tail.error:
+                    raise tail.error
         finally:
             stop.set()
             children.kill()

@@ -116,6 +116,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print("course check: interrupted; every process it started has ended.", file=sys.stderr)
         return 130
     print(f"\nvisible score: {result.score:g} / {result.max_score:g}")
+    if args.verbose and result.cell_seconds:
+        cell, secs = max(result.cell_seconds.items(), key=lambda kv: kv[1])
+        print(f"slowest cell: {cell} {secs:g} s of a {args.cell_timeout:g} s limit")
     if any(t.status == "skipped" for t in result.tests):
         print(f"Skipped tests are not counted here: they are {SKIPPED_NOTE}.")
     print("Hidden tests and written answers count in your grade too.")
