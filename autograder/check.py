@@ -75,6 +75,8 @@ class CheckResult:
 
     Attributes:
         cell_seconds: How long each executed notebook cell took (by grade id).
+        phases: How long the notebook and the component tests took, in seconds (side by
+            side: each from the start of the check).
     """
 
     week: int
@@ -82,6 +84,7 @@ class CheckResult:
     tests: list[Row]
     task: int | None = None
     cell_seconds: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -285,6 +288,10 @@ def _run_notebook(
             f"{p.notebook} is not a valid notebook ({type(err).__name__}); restore it from git."
         ) from None
     wanted = {c.name: c for c in p.cells}
+    if all(c.manual for c in p.cells):  # e.g. --task 5 of week 1: no cell to run, no kernel
+        for c in p.cells:
+            emit(Row(c.name, "notebook", 0, c.points, "manual", SKIPPED_MANUAL))
+        return
     env = dict(os.environ, PYTHONPATH=str(p.labs), MLPIPE_HOME=str(work), **NO_TELEMETRY)
     replies: dict[int, dict] = {}  # the reply of each cell, to see which ones timed out
 
@@ -305,7 +312,6 @@ def _run_notebook(
     broken = ""  # why the remaining cells cannot run (the kernel died)
     try:
         client.start_new_kernel(env=env)
-        children.add(getattr(client.km.provisioner, "pid", None))
         client.start_new_kernel_client()
         for index, (cell, runs) in enumerate(
             zip(nb.cells, _cell_plan(nb.cells, p.task), strict=True)
@@ -343,7 +349,8 @@ def _run_notebook(
                 )
             if gid in wanted:
                 emit(_cell_row(wanted[gid], error, answer_error))
-    finally:
+    finally:  # also when interrupted while the kernel starts: it has its pid by then
+        children.add(getattr(getattr(client.km, "provisioner", None), "pid", None))
         children.kill()  # first: the kernel's own children are still its descendants
         with contextlib.suppress(Exception):
             client._cleanup_kernel()
@@ -405,7 +412,9 @@ def _test_row(item: GradedItem, status: str, text: str, week: int) -> Row:
 def _start_pytest(p: Plan, work: Path, test_timeout: float, children: Children) -> subprocess.Popen:
     cmd = pytest_command(
         p.tests_dir, p.labs, work, "-p", "pytest_timeout", "-p", "autograder.check_plugin",
-        "--basetemp", str(work / "pytest-tmp"),
+        # Beside the run folder, not in it: a test that runs pytest in a tmp_path (week 4
+        # runs your suite) must not find this run's pytest.ini above it.
+        "--basetemp", str(work.parent / "pytest-tmp"),
     )  # fmt: skip
     env = pytest_env(work)
     env.update({EVENTS_VAR: str(work / "events.jsonl"), TIMEOUT_VAR: str(test_timeout)})
@@ -474,12 +483,15 @@ class _Tail(threading.Thread):
         super().__init__(daemon=True)
         self.args_ = args
         self.error: BaseException | None = None
+        self.ended = 0.0
 
     def run(self) -> None:
         try:
             _tail_pytest(*self.args_)
         except BaseException as err:  # e.g. the on_row of a closed pipe: check re-raises it
             self.error = err
+        finally:
+            self.ended = time.monotonic()
 
 
 def _collect_error(p: Plan, record: dict, items: dict, done: set[str], emit: OnRow) -> None:
@@ -529,12 +541,15 @@ def check(
                 on_row(row)
 
     seconds: dict[str, float] = {}
+    phases: dict[str, float] = {}
     children, stop = Children(), threading.Event()
     with (
         tempfile.TemporaryDirectory(prefix="course-check-") as tmp,
         _signals_interrupt(),
     ):
-        work = Path(tmp)
+        work = Path(tmp) / "run"
+        work.mkdir()
+        started = time.monotonic()
         try:
             tail = None
             if p.tests and CHECK_OVERLAP:
@@ -542,16 +557,22 @@ def check(
                 tail = _Tail(p, work, proc, emit, stop)
                 tail.start()
             _run_notebook(p, work, cell_timeout, Children(), emit, seconds)
+            phases["notebook"] = time.monotonic() - started
+            tests_started = started
             if p.tests and not CHECK_OVERLAP:
+                tests_started = time.monotonic()
                 proc = _start_pytest(p, work, test_timeout, children)
                 _tail_pytest(p, work, proc, emit, stop)
             if tail:
                 tail.join()
                 if tail.error:
                     raise tail.error
+            if p.tests:
+                ended = tail.ended if tail else time.monotonic()
+                phases["component tests"] = ended - tests_started
         finally:
             stop.set()
             children.kill()
     order = {name: i for i, name in enumerate(p.names)}
     ordered = sorted(rows.values(), key=lambda r: order.get(r.name, -1))
-    return CheckResult(p.week, p.labs, ordered, p.task, seconds)
+    return CheckResult(p.week, p.labs, ordered, p.task, seconds, phases)

@@ -93,9 +93,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     width = max([len(n) for n in p.names] + [10])
     which = f", task {p.task}" if p.task is not None else ""
     print(f"Week {p.week}{which}, checking {p.labs} (visible tests only)")
+    cells, tests = len(p.cells), len(p.tests)
     print(
-        f"{len(p.cells)} notebook rows and {len(p.tests)} component tests; "
-        "each row appears as soon as it is known.\n",
+        f"{cells} notebook {'item' if cells == 1 else 'items'} and {tests} component "
+        f"{'test' if tests == 1 else 'tests'}; each row appears as soon as it is known.\n",
         flush=True,
     )
     print(f"{'test':<{width}}  {'part':<8}  {'points':>6}  result", flush=True)
@@ -119,6 +120,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.verbose and result.cell_seconds:
         cell, secs = max(result.cell_seconds.items(), key=lambda kv: kv[1])
         print(f"slowest cell: {cell} {secs:g} s of a {args.cell_timeout:g} s limit")
+    if args.verbose and result.phases:
+        print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items()))
     if any(t.status == "skipped" for t in result.tests):
         print(f"Skipped tests are not counted here: they are {SKIPPED_NOTE}.")
     print("Hidden tests and written answers count in your grade too.")

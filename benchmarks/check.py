@@ -9,6 +9,7 @@ line of its output is time-stamped as it arrives, so the benchmark reports
 * the total time (target: 60 s for a whole week, 15 s for ``--task 1`` of week 1),
 * the slowest notebook cell, against the cell limit (a locked set-up cell must stay
   far below it),
+* how long the notebook and the component tests took (side by side, each from the start),
 
 with the ratio of each time to its target, and the load average before and after.
 
@@ -38,6 +39,7 @@ WEEK_TARGET = 60.0
 TASK_TARGET = 15.0
 _ROW = re.compile(r"^\S+\s+(notebook|pytest)\s+(-|[\d.]+/[\d.]+)\s")
 _SLOWEST = re.compile(r"^slowest cell: (\S+) ([\d.]+) s of a ([\d.]+) s limit")
+_PHASES = re.compile(r"^time: notebook ([\d.]+) s(?:, component tests ([\d.]+) s)?")
 
 
 def reference_checkout(dest: Path) -> Path:
@@ -51,7 +53,7 @@ def run_check(checkout: Path, *args: str) -> dict:
     """Run ``course check ARGS --verbose`` in ``checkout``; time its first row and its end."""
     cmd = [sys.executable, "-m", "autograder.cli", "check", *args, "--verbose"]
     started = time.monotonic()
-    first, rows, slowest = None, 0, None
+    first, rows, slowest, phases = None, 0, None, ("-", "-")
     with subprocess.Popen(
         cmd, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
@@ -62,12 +64,16 @@ def run_check(checkout: Path, *args: str) -> dict:
             found = _SLOWEST.match(line)
             if found:
                 slowest = (found.group(1), float(found.group(2)), float(found.group(3)))
+            found = _PHASES.match(line)
+            if found:
+                phases = (found.group(1), found.group(2) or "-")
     return {
         "first": first,
         "total": time.monotonic() - started,
         "rows": rows,
         "code": proc.returncode,
         "slowest": slowest,
+        "phases": phases,
     }
 
 
@@ -86,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("course check 1 --task 1", ("1", "--task", "1"), TASK_TARGET))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
           f"{os.cpu_count()} cores")  # fmt: skip
-    print(f"{'run':<26} {'first row (10 s)':>20} {'total (target)':>22} {'rows':>5}  "
-          "slowest cell (limit)")  # fmt: skip
+    print(f"{'run':<26} {'first row (10 s)':>20} {'total (target)':>22} {'rows':>5} "
+          f"{'notebook':>9} {'tests':>7}  slowest cell (limit)")  # fmt: skip
     failed = 0
     with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
         checkout = reference_checkout(Path(tmp) / "student")
@@ -99,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 cell = f"{cid} {secs:.1f} s ({secs / limit:.0%} of {limit:g} s)"
             print(
                 f"{name:<26} {_ratio(r['first'], FIRST_ROW_TARGET):>20} "
-                f"{_ratio(r['total'], target):>22} {r['rows']:>5}  {cell}"
+                f"{_ratio(r['total'], target):>22} {r['rows']:>5} "
+                f"{r['phases'][0]:>9} {r['phases'][1]:>7}  {cell}"
                 + ("" if r["code"] == 0 else f"  [exit {r['code']}: not every row passed]"),
                 flush=True,
             )

@@ -122,7 +122,10 @@ def test_a_skipped_test_is_checked_by_the_grader_and_not_subtracted(tmp_path, mo
         "import time\nimport pytest\n\n"
         f"@pytest.mark.points(2)\ndef test_planted():\n    pytest.skip({reason!r})\n\n"
         "@pytest.mark.points(1)\ndef test_fine():\n    pass\n\n"
-        "@pytest.mark.points(1)\ndef test_slow():\n    time.sleep(60)\n"
+        "@pytest.mark.points(1)\ndef test_slow():\n    time.sleep(60)\n\n"
+        # week 4 runs your suite with pytest in a tmp_path: no pytest.ini of check's above it
+        "@pytest.mark.points(1)\ndef test_alone(tmp_path):\n"
+        "    assert not [p for p in tmp_path.parents if (p / 'pytest.ini').exists()]\n"
     )
     nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (week / "lab.ipynb").write_text(json.dumps(nb))
@@ -135,7 +138,9 @@ def test_a_skipped_test_is_checked_by_the_grader_and_not_subtracted(tmp_path, mo
     assert "so the grader plants it." in out  # the whole message, not cut at the table's width
     slow = next(line for line in out.splitlines() if "test_slow" in line)
     assert slow.split()[-1] == "timeout" and "--test-timeout" in out
-    assert "visible score: 1 / 2" in out  # the skipped test's 2 points are not subtracted
+    alone = next(line for line in out.splitlines() if "test_alone" in line)
+    assert alone.split()[-1] == "passed"
+    assert "visible score: 2 / 3" in out  # the skipped test's 2 points are not subtracted
 
 
 def _tagged(tag: str) -> list[tuple[int, str]]:
