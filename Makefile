@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 WEEK ?= 1
+# One task of week WEEK only, e.g. make check WEEK=1 TASK=2 (empty: the whole week; not read
+# from the environment, where TASK may mean something else)
+TASK :=
 # JupyterLab's port and extra options, e.g. make lab LAB_PORT=8890 LAB_ARGS=--no-browser
 LAB_PORT ?= 8888
 LAB_ARGS ?=
@@ -76,8 +79,8 @@ lab: $(STAMP) ## open JupyterLab on the course, with the nbgrader extension
 	PATH="$(CURDIR)/$(BIN):$$PATH" JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 		$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS)
 
-check: $(STAMP) ## your instant feedback: visible tests of week WEEK (make check WEEK=1)
-	$(BIN)/course check $(WEEK)
+check: $(STAMP) ## your feedback: visible tests of week WEEK (make check WEEK=1, TASK=2: one task)
+	$(BIN)/course check $(WEEK) $(if $(TASK),--task $(TASK))
 
 release: $(STAMP) ## regenerate labs/ from solutions/ (instructors)
 	$(BIN)/course release
