@@ -1,0 +1,407 @@
+"""A catalogue of typical mistakes, each a sample submission that ``course check`` must catch.
+
+Every mistake is one small edit (an ``old`` -> ``new`` replacement) to one file of the
+reference solution, laid out as a student's checkout like the samples in
+``tests/submissions.py``; so the samples cannot drift from the course. ``course check``
+on it must fail the graded item ``item`` with a message that holds every fragment of
+``expect``: the function or task named, what was expected and what came instead, and
+a hint that does not hand over the solution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from submissions import SOLUTIONS, _reference
+
+#: Graded items of week 1 that the mistakes below are caught by.
+_W1 = "test_train.py::"
+_CLI = _W1 + "test_cli_trains_and_writes_model_with_metadata"
+_SPLIT = _W1 + "test_split_is_stratified_and_deterministic"
+_BUILD = _W1 + "test_build_pipeline_uses_params"
+_EVALUATE = _W1 + "test_evaluate_returns_the_documented_metrics"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One typical mistake and the feedback that catches it.
+
+    Attributes:
+        name: Short id, used as the test id.
+        week: The week whose ``course check`` must catch it.
+        file: The edited file, relative to ``labs/``.
+        old: Text of the reference that occurs exactly once in ``file``.
+        new: What the student wrote instead.
+        item: The graded item (notebook cell id or ``path.py::test``) that must fail.
+        expect: Fragments its message must contain.
+    """
+
+    name: str
+    week: int
+    file: str
+    old: str
+    new: str
+    item: str
+    expect: tuple[str, ...]
+
+
+MISTAKES = [
+    # --- week 1: mlpipe.train and the training image -------------------------------------
+    Mistake(
+        "leakage-scaler-before-split",
+        1,
+        "mlpipe/train.py",
+        "    X_train, X_test, y_train, y_test = split_data(df, params.test_size, params.seed)\n",
+        "    scaled = df.copy()\n"
+        "    scaled[FEATURES] = StandardScaler().fit_transform(df[FEATURES])  # all rows\n"
+        "    X_train, X_test, y_train, y_test = split_data(scaled, params.test_size, params.seed)\n",
+        _CLI,
+        ("train()", "scaler", "expected those of the training rows only", "leaks"),
+    ),
+    Mistake(
+        "leakage-fit-on-all-rows",
+        1,
+        "mlpipe/train.py",
+        "    model = build_pipeline(params).fit(X_train, y_train)\n",
+        "    model = build_pipeline(params).fit(df[FEATURES], df[TARGET])\n",
+        _CLI,
+        ("train()", "scaler", "expected those of the training rows only"),
+    ),
+    Mistake(
+        "f1-micro-not-macro",
+        1,
+        "mlpipe/train.py",
+        'average="macro"',
+        'average="micro"',
+        _EVALUATE,
+        ("evaluate()", "f1_macro is 0.8750", "expected 0.8222", "micro"),
+    ),
+    Mistake(
+        "f1-weighted-not-macro",
+        1,
+        "mlpipe/train.py",
+        'average="macro"',
+        'average="weighted"',
+        _EVALUATE,
+        ("evaluate()", "f1_macro is 0.8667", "expected 0.8222", "weighted"),
+    ),
+    Mistake(
+        "params-typo-max-iters",
+        1,
+        "mlpipe/train.py",
+        "max_iter=params.max_iter",
+        "max_iters=params.max_iter",
+        _BUILD,
+        ("build_pipeline(", "TypeError", "max_iters", "help(LogisticRegression)"),
+    ),
+    Mistake(
+        "seed-hard-coded-in-split",
+        1,
+        "mlpipe/train.py",
+        "random_state=seed,",
+        "random_state=42,",
+        _SPLIT,
+        ("split_data(", "seed=2", "same test rows", "seed argument"),
+    ),
+    Mistake(
+        "seed-hard-coded-in-model",
+        1,
+        "mlpipe/train.py",
+        "random_state=params.seed)",
+        "random_state=42)",
+        _BUILD,
+        ("build_pipeline(", "random_state is 42", "expected 3"),
+    ),
+    Mistake(
+        "metadata-without-git-commit",
+        1,
+        "mlpipe/train.py",
+        '        "git_commit": git_commit(),\n',
+        "",
+        _CLI,
+        ("metadata.json (from collect_metadata) lacks the key(s) git_commit", "it has data_"),
+    ),
+    Mistake(
+        "metadata-params-not-a-dict",
+        1,
+        "mlpipe/train.py",
+        '"params": asdict(params),',
+        '"params": params,',
+        _CLI,
+        ("collect_metadata()", "metadata['params'] is a mlpipe.config.TrainParams", "dict"),
+    ),
+    Mistake(
+        "numpy-types-in-metrics",
+        1,
+        "mlpipe/train.py",
+        "confusion_matrix(y, pred, labels=labels).tolist(),",
+        "confusion_matrix(y, pred, labels=labels),",
+        _EVALUATE,
+        (
+            "evaluate() must return plain Python types",
+            "metrics['confusion_matrix'] is a numpy.ndarray",
+            "expected",
+            ".tolist()",
+        ),
+    ),
+    Mistake(
+        "wrong-metrics-key",
+        1,
+        "mlpipe/train.py",
+        '"f1_macro": float(',
+        '"f1": float(',
+        _EVALUATE,
+        ("evaluate() returned lacks the key(s) f1_macro", "it has accuracy, confusion_matrix, f1,"),
+    ),
+    Mistake(
+        "split-not-stratified",
+        1,
+        "mlpipe/train.py",
+        ", stratify=df[TARGET]",
+        "",
+        _SPLIT,
+        ("split_data(", "is not stratified", "expected 10 of each"),
+    ),
+    Mistake(
+        "test-size-ignored-by-train",
+        1,
+        "mlpipe/train.py",
+        "split_data(df, params.test_size, params.seed)",
+        "split_data(df, 0.2, params.seed)",
+        _CLI,
+        ("train() evaluated the model on 30 rows", "expected 45", "test_size"),
+    ),
+    Mistake(
+        "fingerprint-of-the-printed-frame",
+        1,
+        "mlpipe/train.py",
+        'payload = df.to_csv(index=False, lineterminator="\\n").encode("utf-8")',
+        'payload = str(df).encode("utf-8")',
+        _W1 + "test_fingerprint_is_stable_and_sensitive",
+        ("fingerprint()", "row 75", "did not change the fingerprint"),
+    ),
+    Mistake(
+        "dockerfile-runs-as-root",
+        1,
+        "docker/train.Dockerfile",
+        "USER 10001\n",
+        "USER root\n",
+        _W1 + "test_dockerfile_runs_as_non_root_and_trains",
+        ("non-root USER", "its last USER is root"),
+    ),
+    Mistake(
+        "dockerfile-add-not-copy",
+        1,
+        "docker/train.Dockerfile",
+        "COPY ${PIPELINE_DIR}/mlpipe /app/mlpipe",
+        "ADD ${PIPELINE_DIR}/mlpipe /app/mlpipe",
+        _W1 + "test_dockerfile_is_complete_and_passes_hadolint",
+        # Waiting on the shared test kit (hadolint output without colour codes, hint whole).
+        ("DL3020", "Use COPY instead of ADD"),
+    ),
+]
+
+_W2_DATA, _W2_VALIDATE = "test_data.py::", "test_validate.py::"
+MISTAKES += [
+    # --- week 2: mlpipe.data, mlpipe.validate and dvc.yaml ------------------------------
+    Mistake(
+        "labels-not-stripped",
+        2,
+        "mlpipe/data.py",
+        "    labels = df[TARGET].astype(str).str.strip()\n",
+        "    labels = df[TARGET].astype(str)\n",
+        _W2_DATA + "test_clean_renames_columns_and_labels",
+        ("clean() turned the raw labels", "expected ['setosa', 'versicolor']", "strip"),
+    ),
+    Mistake(
+        "missing-column-raises-key-error",
+        2,
+        "mlpipe/data.py",
+        "    missing = [name for name in RAW_COLUMNS if name not in raw.columns]\n"
+        "    if missing:\n"
+        "        raise DataError(\n"
+        '            f"The raw data has no column {missing[0]!r}; '
+        "found: {', '.join(map(str, raw.columns))}.\"\n"
+        "        )\n",
+        "",
+        _W2_DATA + "test_clean_names_a_missing_column",
+        ("clean() raised KeyError", "expected a DataError that names the missing column"),
+    ),
+    Mistake(
+        "processed-csv-with-index",
+        2,
+        "mlpipe/data.py",
+        'write_text_atomic(out_path, df.to_csv(index=False, lineterminator="\\n"))',
+        'write_text_atomic(out_path, df.to_csv(lineterminator="\\n"))',
+        _W2_DATA + "test_prepare_writes_processed_data_and_fingerprint",
+        ("prepare() wrote iris.csv with the shape (150, 6)", "expected (150, 5)", "index"),
+    ),
+    Mistake(
+        "fingerprint-of-the-file-path",
+        2,
+        "mlpipe/data.py",
+        '"fingerprint": fingerprint(df),',
+        '"fingerprint": "sha256:" + hashlib.sha256(str(raw_path).encode()).hexdigest(),',
+        _W2_DATA + "test_prepare_writes_processed_data_and_fingerprint",
+        ("prepare(): the fingerprint", "is not that of the processed rows", "not a path"),
+    ),
+    Mistake(
+        "lineage-source-is-the-whole-file",
+        2,
+        "mlpipe/data.py",
+        '        source = json.loads(info_file.read_text(encoding="utf-8")).get("source")\n',
+        '        source = json.loads(info_file.read_text(encoding="utf-8"))\n',
+        _W2_DATA + "test_lineage_names_the_data_version",
+        ("lineage(): source is", "expected {'path'", "fingerprint.json"),
+    ),
+    Mistake(
+        "validate-stops-at-the-first-failure",
+        2,
+        "mlpipe/validate.py",
+        "    checks.append(check_drift(df, params, reference))\n",
+        "    checks.append(check_drift(df, params, reference))\n"
+        "    failed = [c for c in checks if not c.passed]\n"
+        "    checks = failed[:1] or checks  # the first problem is enough\n",
+        _W2_VALIDATE + "test_every_failed_check_is_listed",
+        ("validate()", "listed the failed checks ['schema.columns']", "every failure"),
+    ),
+    Mistake(
+        "column-order-not-checked",
+        2,
+        "mlpipe/validate.py",
+        "    present = [c for c in df.columns if c in expected]\n"
+        "    if present != expected:\n"
+        "        return CheckResult(\n"
+        '            "schema.columns",\n'
+        "            False,\n"
+        "            f\"columns are in the order {', '.join(present)}; "
+        "expected {', '.join(expected)}.\",\n"
+        "        )\n",
+        "",
+        _W2_VALIDATE + "test_swapped_columns_are_stopped",
+        ("expected the check 'schema.columns' to fail", "failed: ['drift']"),
+    ),
+    Mistake(
+        "missing-values-message-without-column",
+        2,
+        "mlpipe/validate.py",
+        "            f\"{missing} missing value(s) in {', '.join(columns)} \"\n",
+        '            f"{missing} missing value(s) "\n',
+        _W2_VALIDATE + "test_missing_values_are_stopped",
+        ("missing_values check must name the column", "3 missing value(s)"),
+    ),
+    Mistake(
+        "dvc-train-stage-without-params",
+        2,
+        "dvc.yaml",
+        "    params:\n      - train\n",
+        "",
+        "test_dvc.py::test_changing_a_train_param_reruns_only_train_and_evaluate",
+        ("`dvc repro` ran the stages []", "expected ['train', 'evaluate']", "params:"),
+    ),
+]
+
+_W3 = "test_track.py::"
+_W3_LOG = _W3 + "test_log_training_run_records_params_metrics_figure_tags_and_model"
+_W3_REGISTERED = _W3 + "test_best_trial_is_registered_as_challenger"
+MISTAKES += [
+    # --- week 3: mlpipe.track ------------------------------------------------------------
+    Mistake(
+        "tracking-uri-env-ignored",
+        3,
+        "mlpipe/track.py",
+        'uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri',
+        "uri = params.tracking_uri",
+        _W3 + "test_tracking_uri_defaults_to_sqlite_in_the_project",
+        ("with MLFLOW_TRACKING_URI=", "returned 'http://x'", "the environment variable wins"),
+    ),
+    Mistake(
+        "tracking-store-relative-path",
+        3,
+        "mlpipe/track.py",
+        'f"sqlite:///{project_dir() / DEFAULT_DB}"',
+        'f"sqlite:///{DEFAULT_DB}"',
+        _W3 + "test_tracking_uri_defaults_to_sqlite_in_the_project",
+        ("tracking_uri(TrackParams()) returned 'sqlite:///mlflow.db'", "project folder"),
+    ),
+    Mistake(
+        "only-some-params-logged",
+        3,
+        "mlpipe/track.py",
+        "    mlflow.log_params(asdict(params))\n    mlflow.log_metrics",
+        '    mlflow.log_params({"C": params.C})\n    mlflow.log_metrics',
+        _W3_LOG,
+        ("log_training_run(): the run's params are ['C']", "every field of TrainParams"),
+    ),
+    Mistake(
+        "metrics-logged-under-other-names",
+        3,
+        "mlpipe/track.py",
+        'mlflow.log_metrics({"accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"]})',
+        'mlflow.log_metrics({"acc": metrics["accuracy"], "f1": metrics["f1_macro"]})',
+        _W3_LOG,
+        ("the run's metrics are {'acc': 0.9, 'f1': 0.8}", "expected {'accuracy': 0.9"),
+    ),
+    Mistake(
+        "none-tag-logged-as-None",
+        3,
+        "mlpipe/track.py",
+        '"none" if value is None else str(value)',
+        "str(value)",
+        _W3_LOG,
+        ("the tag git_commit is 'None'", "expected 'none'"),
+    ),
+    Mistake(
+        "model-logged-without-input-example",
+        3,
+        "mlpipe/track.py",
+        "        input_example=X_example,\n",
+        "",
+        _W3_LOG,
+        ("log_training_run(): the logged model has no input example",),
+    ),
+    Mistake(
+        "challenger-alias-not-set",
+        3,
+        "mlpipe/track.py",
+        "    client.set_registered_model_alias(name, CHALLENGER, version.version)\n",
+        "",
+        _W3_REGISTERED,
+        ("no version of iris-classifier has the alias 'challenger'", "must set it"),
+    ),
+    Mistake(
+        "registered-without-description",
+        3,
+        "mlpipe/track.py",
+        "    client.update_model_version(name, version.version, description=description)\n",
+        "",
+        _W3_REGISTERED,
+        ("the registered version has no description",),
+    ),
+]
+
+#: The few mistakes the fast tier checks (the rest are in the slow tier).
+FAST = ("leakage-scaler-before-split", "numpy-types-in-metrics", "wrong-metrics-key")
+
+
+def edited(mistake: Mistake) -> str:
+    """The reference's ``mistake.file`` with the mistake made.
+
+    Raises:
+        ValueError: When the edit no longer applies exactly once (the reference changed).
+    """
+    text = (SOLUTIONS / mistake.file).read_text(encoding="utf-8")
+    if text.count(mistake.old) != 1:
+        raise ValueError(
+            f"{mistake.name}: {mistake.old!r} occurs {text.count(mistake.old)} times in "
+            f"solutions/{mistake.file}, expected once; update tests/mistakes.py"
+        )
+    return text.replace(mistake.old, mistake.new)
+
+
+def build(mistake: Mistake, dest: Path) -> Path:
+    """The reference submission with ``mistake`` made; return the checkout folder."""
+    _reference(dest)
+    (dest / "labs" / mistake.file).write_text(edited(mistake), encoding="utf-8")
+    return dest
