@@ -381,6 +381,200 @@ MISTAKES += [
     ),
 ]
 
+_W4 = "test_gates.py::"
+MISTAKES += [
+    # --- week 4: mlpipe.gates and the pipeline's workflow -------------------------------
+    Mistake(
+        "thresholds-check-accuracy-only",
+        4,
+        "mlpipe/gates.py",
+        'floors = {"accuracy": params.min_accuracy, "f1_macro": params.min_f1_macro}',
+        'floors = {"accuracy": params.min_accuracy}',
+        _W4 + "test_thresholds_name_every_metric_below_its_floor",
+        ("thresholds() of accuracy 0.85 and f1_macro 0.8", "name every metric below its floor"),
+    ),
+    Mistake(
+        "thresholds-floor-not-reached-at-equality",
+        4,
+        "mlpipe/gates.py",
+        "if metrics[name] < floor - EPS",
+        "if metrics[name] <= floor",
+        _W4 + "test_thresholds_name_every_metric_below_its_floor",
+        ("thresholds() of accuracy 0.95 and f1_macro 0.9", "passed=False", "at its floor"),
+    ),
+    Mistake(
+        "min-improvement-ignored",
+        4,
+        "mlpipe/gates.py",
+        "if gain < params.min_improvement - EPS:",
+        "if gain < -EPS:",
+        _W4 + "test_versus_champion_needs_the_gain_and_keeps_the_tolerance",
+        ("versus_champion() of accuracy 0.5625 vs 0.5", "passed=True", "naming accuracy"),
+    ),
+    Mistake(
+        "tolerance-ignored",
+        4,
+        "mlpipe/gates.py",
+        "if drop > params.tolerance + EPS:",
+        "if drop > EPS:",
+        _W4 + "test_versus_champion_needs_the_gain_and_keeps_the_tolerance",
+        ("versus_champion() of accuracy 0.75 vs 0.5", "within the tolerance is allowed"),
+    ),
+    Mistake(
+        "no-champion-crashes",
+        4,
+        "mlpipe/gates.py",
+        "    if champion is None:\n"
+        '        return Check("versus_champion", True, "no champion yet: nothing to compare with.")\n',
+        "",
+        _W4 + "test_versus_champion_needs_the_gain_and_keeps_the_tolerance",
+        ("versus_champion(metrics, None, params) raised TypeError", "no champion"),
+    ),
+    Mistake(
+        "directional-upside-down",
+        4,
+        "mlpipe/gates.py",
+        "down = sum(b > a for b, a in zip(before, after, strict=True))",
+        "down = sum(b < a for b, a in zip(before, after, strict=True))",
+        _W4 + "test_behavioural_gates_pass_a_good_model_and_fail_broken_ones",
+        ("directional() failed a well-trained model", "moved down the species order"),
+    ),
+    Mistake(
+        "decide-skips-the-budgets",
+        4,
+        "mlpipe/gates.py",
+        "            latency(challenger, X_test, params),\n            size(challenger, params),\n",
+        "",
+        _W4 + "test_decide_runs_every_gate_and_keeps_every_reason",
+        ("decide() ran the gates ['thresholds',", "expected every gate, in this order"),
+    ),
+    Mistake(
+        "blocked-challenger-promoted",
+        4,
+        "mlpipe/gates.py",
+        "    if not decision.allowed:\n        return False\n",
+        "",
+        _W4 + "test_gate_blocks_a_worse_challenger_and_moves_nothing",
+        ("after the gates blocked version 1, the aliases are", "never becomes champion"),
+    ),
+    Mistake(
+        "decision-not-recorded",
+        4,
+        "mlpipe/gates.py",
+        "    client.set_model_version_tag(\n"
+        "        name, version, TAG_DECISION, json.dumps(decision.to_dict(), sort_keys=True)\n"
+        "    )\n",
+        "",
+        _W4 + "test_gate_promotes_a_better_challenger_and_records_the_decision",
+        ("expected gate.decision too",),
+    ),
+    Mistake(
+        "workflow-ignores-params-changes",
+        4,
+        ".github/workflows/pipeline.yml",
+        '  push:\n    paths:\n      - "data/**"\n      - "**.dvc"\n      - "dvc.yaml"\n'
+        '      - "dvc.lock"\n      - "params.yaml"\n',
+        '  push:\n    paths:\n      - "data/**"\n      - "**.dvc"\n      - "dvc.yaml"\n'
+        '      - "dvc.lock"\n',
+        "test_workflow.py::test_workflow_runs_on_changes_to_data_params_and_code",
+        ("a push that changes params.yaml does not start the pipeline",),
+    ),
+]
+
+_W5, _W5_EXPORT = "test_serve.py::", "test_export.py::"
+MISTAKES += [
+    # --- week 5: mlpipe.serve, mlpipe.export, the serving image and compose file ----------
+    Mistake(
+        "unknown-alias-leaks-the-registry-error",
+        5,
+        "mlpipe/serve.py",
+        "    try:\n"
+        "        version = client.get_model_version_by_alias(settings.model_name, "
+        "settings.model_alias)\n"
+        "    except MlflowException:\n"
+        "        raise ServeError(\n"
+        "            f\"The registry at {uri} has no model '{settings.model_name}' \"\n"
+        "            f\"with the alias '{settings.model_alias}'.\"\n"
+        "        ) from None\n",
+        "    version = client.get_model_version_by_alias(settings.model_name, settings.model_alias)\n",
+        _W5 + "test_unknown_alias_refuses_to_start_with_one_sentence",
+        ("create_app() for the alias 'no-such-alias' raised MlflowException", "ServeError"),
+    ),
+    Mistake(
+        "unknown-fields-accepted",
+        5,
+        "mlpipe/serve.py",
+        '    config = ConfigDict(extra="forbid")\n    return create_model("Row"',
+        '    config = ConfigDict()\n    return create_model("Row"',
+        _W5 + "test_real_uvicorn_serves_predictions_over_loopback",
+        ("POST /predict with an unknown field 'extra' answered 200", "expected 422"),
+    ),
+    Mistake(
+        "log-line-without-latency",
+        5,
+        "mlpipe/serve.py",
+        '            "latency_ms": latency,\n',
+        "",
+        _W5 + "test_every_prediction_is_one_log_line",
+        ("an inference log line has the keys", "it lacks latency_ms"),
+    ),
+    Mistake(
+        "log-line-with-every-input",
+        5,
+        "mlpipe/serve.py",
+        '            "inputs": row,\n',
+        '            "inputs": inputs,\n',
+        _W5 + "test_every_prediction_is_one_log_line",
+        ("the log line of one POST /predict has inputs=[", "expected the request's one row"),
+    ),
+    Mistake(
+        "answer-without-model-version",
+        5,
+        "mlpipe/serve.py",
+        '{"request_id": request_id, "model_version": state.ref.version, "prediction": label}',
+        '{"request_id": request_id, "prediction": label}',
+        _W5 + "test_predict_one_row",
+        ("POST /predict answered the keys ['prediction', 'request_id']", "model_version"),
+    ),
+    Mistake(
+        "single-predictions-not-counted",
+        5,
+        "mlpipe/serve.py",
+        "        state.metrics.count_predictions([label])\n",
+        "",
+        _W5 + "test_metrics_count_requests_and_predictions",
+        ("mlpipe_predictions_total for the label virginica rose by 2", "expected 3"),
+    ),
+    Mistake(
+        "score-csv-ignores-column-names",
+        5,
+        "mlpipe/export.py",
+        "    return df[columns].to_numpy(dtype=float)\n",
+        "    return df.to_numpy(dtype=float)\n",
+        _W5_EXPORT + "test_score_csv_adds_a_prediction_per_row",
+        ("score_csv():", "columns are in another order", "pick the columns by name"),
+    ),
+    Mistake(
+        "serving-image-runs-as-root",
+        5,
+        "docker/serve.Dockerfile",
+        "USER 10001\n",
+        "USER root\n",
+        _W5_EXPORT
+        + "test_dockerfile_is_multi_stage_non_root_with_a_healthcheck_and_passes_hadolint",
+        ("non-root USER", "its last USER is root"),
+    ),
+    Mistake(
+        "api-does-not-wait-for-a-healthy-mlflow",
+        5,
+        "compose.yaml",
+        "        condition: service_healthy\n",
+        "        condition: service_started\n",
+        _W5_EXPORT + "test_compose_file_runs_the_api_after_a_healthy_mlflow_server",
+        ("compose.yaml: the api starts when mlflow is 'service_started'", "service_healthy"),
+    ),
+]
+
 #: The few mistakes the fast tier checks (the rest are in the slow tier).
 FAST = ("leakage-scaler-before-split", "numpy-types-in-metrics", "wrong-metrics-key")
 
