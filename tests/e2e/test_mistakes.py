@@ -43,4 +43,5 @@ def test_check_catches_the_mistake_with_a_useful_message(mistake, tmp_path):
     missing = [fragment for fragment in mistake.expect if fragment not in row.output]
     assert not missing, f"{mistake.item} said:\n{row.output}\nmissing: {missing}"
     assert "Traceback (most recent call last)" not in row.output
+    assert "\x1b" not in row.output and "#x1B" not in row.output, "terminal colour codes"
     assert result.score < result.max_score

@@ -125,7 +125,8 @@ def test_build_pipeline_uses_params():
     except TypeError as err:
         pytest.fail(
             f"{call} raised TypeError: {err}. Check each keyword you pass against the "
-            "parameters of the class you call (help(LogisticRegression) lists them)."
+            "parameters of the class you call (help(LogisticRegression) lists them).",
+            pytrace=False,
         )
     steps = [name for name, _ in model.steps]
     assert steps == ["scaler", "clf"], f"{call} has the steps {steps}, expected ['scaler', 'clf']"

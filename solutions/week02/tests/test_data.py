@@ -50,7 +50,8 @@ def test_clean_names_a_missing_column():
         pytest.fail(
             f"clean() raised {type(err).__name__}: {err} for raw data without the column "
             "'petal width (cm)', expected a DataError that names the missing column: check "
-            "the columns before you use them"
+            "the columns before you use them",
+            pytrace=False,
         )
     else:
         pytest.fail(

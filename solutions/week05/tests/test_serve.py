@@ -24,7 +24,8 @@ def test_unknown_alias_refuses_to_start_with_one_sentence(registry, tmp_path):
         pytest.fail(
             f"create_app() for the alias 'no-such-alias' raised {type(err).__name__}: "
             f"{str(err)[:200]}; expected a ServeError whose one sentence names the model and "
-            "the alias (catch the registry's error)"
+            "the alias (catch the registry's error)",
+            pytrace=False,
         )
     else:
         pytest.fail("create_app() started for the alias 'no-such-alias', which has no model")
