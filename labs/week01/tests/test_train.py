@@ -123,11 +123,10 @@ def test_build_pipeline_uses_params():
     try:
         model = train.build_pipeline(TrainParams(C=0.5, max_iter=50, seed=3))
     except TypeError as err:
-        pytest.fail(
+        raise AssertionError(
             f"{call} raised TypeError: {err}. Check each keyword you pass against the "
-            "parameters of the class you call (help(LogisticRegression) lists them).",
-            pytrace=False,
-        )
+            "parameters of the class you call (help(LogisticRegression) lists them)."
+        ) from None
     steps = [name for name, _ in model.steps]
     assert steps == ["scaler", "clf"], f"{call} has the steps {steps}, expected ['scaler', 'clf']"
     clf = model.named_steps["clf"]

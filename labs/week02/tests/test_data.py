@@ -47,12 +47,11 @@ def test_clean_names_a_missing_column():
             "'petal width (cm)': the message must name the missing column"
         )
     except Exception as err:
-        pytest.fail(
+        raise AssertionError(
             f"clean() raised {type(err).__name__}: {err} for raw data without the column "
             "'petal width (cm)', expected a DataError that names the missing column: check "
-            "the columns before you use them",
-            pytrace=False,
-        )
+            "the columns before you use them"
+        ) from None
     else:
         pytest.fail(
             "clean() accepted raw data without the column 'petal width (cm)', expected a "

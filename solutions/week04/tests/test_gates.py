@@ -87,11 +87,10 @@ def test_versus_champion_needs_the_gain_and_keeps_the_tolerance():
     try:
         first = gates.versus_champion({"accuracy": 0.9, "f1_macro": 0.9}, None, params)
     except Exception as err:
-        pytest.fail(
+        raise AssertionError(
             f"versus_champion(metrics, None, params) raised {type(err).__name__}: {err}; "
-            "with no champion yet (None) it must pass, saying there is no champion",
-            pytrace=False,
-        )
+            "with no champion yet (None) it must pass, saying there is no champion"
+        ) from None
     assert first.passed and "no champion" in first.detail, (
         f"versus_champion() with no champion (None) gave passed={first.passed} "
         f"({first.detail!r}), expected a pass whose detail says 'no champion'"

@@ -21,12 +21,11 @@ def test_unknown_alias_refuses_to_start_with_one_sentence(registry, tmp_path):
             "expected a sentence saying the registry has no model 'iris-classifier' with the alias"
         )
     except Exception as err:
-        pytest.fail(
+        raise AssertionError(
             f"create_app() for the alias 'no-such-alias' raised {type(err).__name__}: "
             f"{str(err)[:200]}; expected a ServeError whose one sentence names the model and "
-            "the alias (catch the registry's error)",
-            pytrace=False,
-        )
+            "the alias (catch the registry's error)"
+        ) from None
     else:
         pytest.fail("create_app() started for the alias 'no-such-alias', which has no model")
 
