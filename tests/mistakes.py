@@ -504,15 +504,6 @@ MISTAKES += [
         ("create_app() for the alias 'no-such-alias' raised MlflowException", "ServeError"),
     ),
     Mistake(
-        "unknown-fields-accepted",
-        5,
-        "mlpipe/serve.py",
-        '    config = ConfigDict(extra="forbid")\n    return create_model("Row"',
-        '    config = ConfigDict()\n    return create_model("Row"',
-        _W5 + "test_real_uvicorn_serves_predictions_over_loopback",
-        ("POST /predict with an unknown field 'extra' answered 200", "expected 422"),
-    ),
-    Mistake(
         "log-line-without-latency",
         5,
         "mlpipe/serve.py",
