@@ -91,7 +91,7 @@ def test_every_prediction_is_one_log_line(app_client):
     assert len(mine) == 1, f"one POST /predict wrote {len(mine)} lines to the inference log"
     line = mine[0]
     expected = {"request_id", "time", "model_name", "model_version", "inputs", "output"}
-    missing = sorted(expected | {"latency_ms"} - set(line))
+    missing = sorted((expected | {"latency_ms"}) - set(line))
     assert not missing, (
         f"an inference log line has the keys {sorted(line)}; it lacks {', '.join(missing)}"
     )
