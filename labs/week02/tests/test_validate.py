@@ -44,7 +44,9 @@ def test_missing_values_are_stopped(clean_df, vparams, reference):
     df = clean_df.copy()
     df.loc[[3, 60, 120], "petal_length"] = np.nan
     message = stopped_by(df, vparams, reference, "missing_values")
-    assert "petal_length" in message
+    assert "petal_length" in message, (
+        f"the missing_values check must name the column(s) with gaps; its message: {message!r}"
+    )
 
 
 @pytest.mark.points(1)
@@ -54,5 +56,11 @@ def test_every_failed_check_is_listed(clean_df, vparams, reference):
     df.loc[0, "petal_length"] = np.nan
     result = validate.validate(df, vparams, reference)
     names = {c.name for c in result.failed}
-    assert {"schema.columns", "missing_values"} <= names
-    assert len(result.checks) == len(validate.CHECKS)
+    assert {"schema.columns", "missing_values"} <= names, (
+        f"validate() of data without sepal_width and with a gap in petal_length listed the "
+        f"failed checks {sorted(names)}, expected schema.columns and missing_values among them: "
+        "run every check and report every failure, not only the first"
+    )
+    assert len(result.checks) == len(validate.CHECKS), (
+        f"validate() ran {len(result.checks)} checks, expected all {len(validate.CHECKS)}"
+    )

@@ -52,7 +52,11 @@ def test_score_csv_adds_a_prediction_per_row(model, tmp_path):
     rows = export.score_csv(model, FEATURES, tmp_path / "in.csv", tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv")
     assert rows == len(df) == len(out)
-    assert (out[export.PREDICTION] == df["species"]).mean() > 0.9
+    right = (out[export.PREDICTION] == df["species"]).mean()
+    assert right > 0.9, (
+        f"score_csv(): {right:.0%} of the predictions are right on a CSV whose columns are in "
+        "another order than the model's, expected over 90 %: pick the columns by name"
+    )
     assert list(out[export.PREDICTION]) == list(model.predict(df[FEATURES]))
 
 
@@ -76,7 +80,10 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck_and_passes_hadoli
     words = [word for word, _ in instructions]
     assert words.count("FROM") >= 2, "build in one stage, run in another (multi-stage)"
     users = [args for word, args in instructions if word == "USER"]
-    assert users and users[-1] not in ("root", "0"), "the image must switch to a non-root USER"
+    last = users[-1] if users else "(none)"
+    assert users and last not in ("root", "0"), (
+        f"the image must switch to a non-root USER before its CMD; its last USER is {last}"
+    )
     checks = [args for word, args in instructions if word == "HEALTHCHECK"]
     assert checks and "/health" in checks[-1], "add a HEALTHCHECK that asks /health"
     proc = subprocess.run([tool("hadolint"), str(DOCKERFILE)], capture_output=True, text=True)
@@ -114,7 +121,12 @@ def test_compose_file_runs_the_api_after_a_healthy_mlflow_server():
     assert {"api", "mlflow"} <= set(services)
     api, mlflow = services["api"], services["mlflow"]
     assert "dockerfile" in api.get("build", {}) and "serve.Dockerfile" in api["build"]["dockerfile"]
-    assert api["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    depends = api.get("depends_on", {})
+    condition = depends.get("mlflow", {}).get("condition") if isinstance(depends, dict) else None
+    assert condition == "service_healthy", (
+        f"compose.yaml: the api starts when mlflow is {condition!r}, expected 'service_healthy' "
+        "(depends_on: mlflow: condition:), so it never asks a server that is not ready"
+    )
     assert "healthcheck" in api and "healthcheck" in mlflow
     assert "sqlite" in " ".join(map(str, mlflow.get("command", []))), "an SQLite backend store"
     assert "mlflow:5000" in str(api.get("environment", {})), "point the API at the mlflow service"

@@ -14,8 +14,21 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.mark.task(1)
 def test_unknown_alias_refuses_to_start_with_one_sentence(registry, tmp_path):
     settings = make_settings(registry, tmp_path / "log.jsonl", model_alias="no-such-alias")
-    with pytest.raises(serve.ServeError, match="no model 'iris-classifier' with the alias"):
+    try:
         serve.create_app(settings)
+    except serve.ServeError as err:
+        assert "no model 'iris-classifier' with the alias" in str(err), (
+            f"create_app() for the alias 'no-such-alias' raised ServeError({str(err)!r}), "
+            "expected a sentence saying the registry has no model 'iris-classifier' with the alias"
+        )
+    except Exception as err:
+        raise AssertionError(
+            f"create_app() for the alias 'no-such-alias' raised {type(err).__name__}: "
+            f"{str(err)[:200]}; expected a ServeError whose one sentence names the model and "
+            "the alias (catch the registry's error)"
+        ) from None
+    else:
+        pytest.fail("create_app() started for the alias 'no-such-alias', which has no model")
 
 
 @pytest.mark.points(1)
@@ -39,6 +52,10 @@ def test_predict_one_row(app_client):
     response = client.post("/predict", json=SETOSA)
     assert response.status_code == 200, response.text
     body = response.json()
+    expected = {"request_id", "model_version", "prediction"}
+    assert expected <= set(body), (
+        f"POST /predict answered the keys {sorted(body)}, expected {sorted(expected)}"
+    )
     assert body["prediction"] == "setosa" and body["model_version"] == "1"
     assert body["request_id"]
     assert client.post("/predict", json=VIRGINICA).json()["prediction"] == "virginica"
@@ -77,11 +94,17 @@ def test_every_prediction_is_one_log_line(app_client):
     many = client.post("/predict/batch", json={"rows": [SETOSA, VIRGINICA]}).json()
     lines = read_log(log)
     mine = [line for line in lines if line["request_id"] == one["request_id"]]
-    assert len(mine) == 1
+    assert len(mine) == 1, f"one POST /predict wrote {len(mine)} lines to the inference log"
     line = mine[0]
     expected = {"request_id", "time", "model_name", "model_version", "inputs", "output"}
-    assert expected | {"latency_ms"} <= set(line)
-    assert line["inputs"] == VIRGINICA and line["output"] == "virginica"
+    missing = sorted((expected | {"latency_ms"}) - set(line))
+    assert not missing, (
+        f"an inference log line has the keys {sorted(line)}; it lacks {', '.join(missing)}"
+    )
+    assert line["inputs"] == VIRGINICA and line["output"] == "virginica", (
+        f"the log line of one POST /predict has inputs={line['inputs']} and "
+        f"output={line['output']!r}, expected the request's one row {VIRGINICA} and 'virginica'"
+    )
     assert line["model_name"] == MODEL and line["model_version"] == "1"
     assert line["latency_ms"] >= 0 and line["time"].startswith("20")
     batch = [line for line in lines if line["request_id"] == many["request_id"]]
@@ -113,7 +136,11 @@ def test_metrics_count_requests_and_predictions(app_client):
     client.post("/predict", json=VIRGINICA)
     client.post("/predict/batch", json={"rows": [VIRGINICA, VIRGINICA]})
     after = client.get("/metrics").text
-    assert _virginica(after) == _virginica(before) + 3
+    counted = _virginica(after) - _virginica(before)
+    assert counted == 3, (
+        f"mlpipe_predictions_total for the label virginica rose by {counted}, expected 3 "
+        "(one POST /predict and a batch of two): count every prediction, by label"
+    )
     counts = samples(after, "mlpipe_http_requests_total")
     assert any(
         ("endpoint", "/predict") in labels and ("status", "200") in labels for labels in counts
@@ -130,7 +157,11 @@ def test_real_uvicorn_serves_predictions_over_loopback(server):
         response = client.post("/predict", json=SETOSA)
         assert response.status_code == 200, response.text
         request_id = response.json()["request_id"]
-        assert client.post("/predict", json={**SETOSA, "extra": 1}).status_code == 422
+        extra = client.post("/predict", json={**SETOSA, "extra": 1})
+        assert extra.status_code == 422, (
+            f"POST /predict with an unknown field 'extra' answered {extra.status_code}, "
+            "expected 422: refuse fields the model does not know"
+        )
     assert [
         line["output"] for line in read_log(server.log) if line["request_id"] == request_id
     ] == ["setosa"]

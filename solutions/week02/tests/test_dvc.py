@@ -32,7 +32,12 @@ def test_repro_builds_model_metrics_and_lineage(repo):
 def test_changing_a_train_param_reruns_only_train_and_evaluate(repo):
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
-    assert stages_run(run("dvc", "repro", cwd=repo).stdout) == ["train", "evaluate"]
+    ran = stages_run(run("dvc", "repro", cwd=repo).stdout)
+    assert ran == ["train", "evaluate"], (
+        f"after train.C changed in params.yaml, `dvc repro` ran the stages {ran}, expected "
+        "['train', 'evaluate']: in dvc.yaml, a stage lists the parameters it reads (params:) "
+        "and the files it reads (deps:), and reruns when one of them changes"
+    )
 
 
 @pytest.mark.points(2)

@@ -1,0 +1,47 @@
+"""``course check`` on the catalogue of typical mistakes: each is caught, with a useful message.
+
+Each sample is the reference with one mistake made (``tests/mistakes.py``). ``course check``
+must fail the item named in the catalogue, with a message that names the function,
+says what was expected and what came, and hints at the fix; and it must show no
+traceback. The whole catalogue is in the slow tier; a representative few in the fast one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from mistakes import FAST, MISTAKES, build, edited
+
+from autograder.check import check
+from autograder.config import WEEKS
+
+
+def _param(mistake):
+    marks = () if mistake.name in FAST else (pytest.mark.slow,)
+    return pytest.param(mistake, id=f"week{mistake.week:02d}-{mistake.name}", marks=marks)
+
+
+def test_every_edit_applies_once_and_every_week_has_eight():
+    for mistake in MISTAKES:
+        assert edited(mistake) != "", mistake.name  # raises if the reference moved on
+    per_week = Counter(m.week for m in MISTAKES)
+    assert per_week[1] >= 13
+    assert len({m.name for m in MISTAKES}) == len(MISTAKES)
+    started = [week for week in WEEKS if per_week[week]]
+    assert all(per_week[week] >= 8 for week in started), per_week
+
+
+@pytest.mark.parametrize("mistake", [_param(m) for m in MISTAKES])
+def test_check_catches_the_mistake_with_a_useful_message(mistake, tmp_path):
+    sub = build(mistake, tmp_path / "student")
+    result = check(mistake.week, labs=sub / "labs")
+    rows = {t.name: t for t in result.tests}
+    assert mistake.item in rows, sorted(rows)
+    row = rows[mistake.item]
+    assert row.status in ("failed", "error") and row.score == 0, (row.status, row.output)
+    missing = [fragment for fragment in mistake.expect if fragment not in row.output]
+    assert not missing, f"{mistake.item} said:\n{row.output}\nmissing: {missing}"
+    assert "Traceback (most recent call last)" not in row.output
+    assert "\x1b" not in row.output and "#x1B" not in row.output, "terminal colour codes"
+    assert result.score < result.max_score
