@@ -4,6 +4,10 @@ Each sample is the reference with one mistake made (``tests/mistakes.py``). ``co
 must fail the item named in the catalogue, with a message that names the function,
 says what was expected and what came, and hints at the fix; and it must show no
 traceback. The whole catalogue is in the slow tier; a representative few in the fast one.
+
+Each sample is checked with ``--task K``, K being the task that holds the item (what a
+student runs while working on that task): the item is checked as a full run checks it,
+and the catalogue costs one task's cells and tests per sample, not a whole week's.
 """
 
 from __future__ import annotations
@@ -14,7 +18,18 @@ import pytest
 from mistakes import FAST, MISTAKES, build, edited
 
 from autograder.check import check
-from autograder.config import WEEKS
+from autograder.config import REPO_ROOT as REPO
+from autograder.config import SOLUTIONS, WEEKS, get_week
+from autograder.sources import notebook_items, pytest_items
+
+
+def task_of_item(week: int, item: str) -> int:
+    """The lab task that the graded ``item`` of ``week`` belongs to."""
+    lab = REPO / SOLUTIONS / get_week(week).lab
+    items = [*notebook_items(lab / "lab.ipynb"), *pytest_items(lab / "tests")]
+    [task] = [i.task for i in items if i.name == item]
+    assert task is not None, f"{item} belongs to no task"
+    return task
 
 
 def _param(mistake):
@@ -35,7 +50,7 @@ def test_every_edit_applies_once_and_every_week_has_eight():
 @pytest.mark.parametrize("mistake", [_param(m) for m in MISTAKES])
 def test_check_catches_the_mistake_with_a_useful_message(mistake, tmp_path):
     sub = build(mistake, tmp_path / "student")
-    result = check(mistake.week, labs=sub / "labs")
+    result = check(mistake.week, labs=sub / "labs", task=task_of_item(mistake.week, mistake.item))
     rows = {t.name: t for t in result.tests}
     assert mistake.item in rows, sorted(rows)
     row = rows[mistake.item]
