@@ -66,7 +66,10 @@ def test_a_skip_by_the_course_scores_zero_unflagged_and_one_by_the_code_is_tampe
     part: dict = {"flags": [], "reasons": []}
     names = ["test_course.py::" + n for n in ("test_course_skip", "test_code_skip")]
     items = _items([*names, "test_course.py::test_course_skip_and_failure"], ran, part)
-    assert items[names[0]] == {"status": "skipped", "output": "skipped: no line to plant the bug in"}
+    assert items[names[0]] == {
+        "status": "skipped",
+        "output": "skipped: no line to plant the bug in",
+    }
     assert items[names[1]]["status"] == "failed"
     assert items[names[1]]["output"] == "skipped: skipped by the code under test"
     assert items["test_course.py::test_course_skip_and_failure"]["status"] == "failed"
