@@ -1,14 +1,17 @@
-"""Bad and hostile submissions graded in batches beside normal ones.
+"""A week-1 class graded in batches: golden samples, bad and hostile ones, normal ones.
 
-Each sample in ``tests/hostile.py`` must get its flag, a one-line reason and
-exactly the points it earned, while the normal submissions graded in the same
-run get their full score and nothing outside a sandbox changes.
+Each golden sample (``tests/submissions.py``) must get exactly the grade recorded in
+``tests/golden/week01.json``. Each sample in ``tests/hostile.py`` must get its flag, a
+one-line reason and exactly the points it earned, while the normal submissions graded
+in the same run get their full score and nothing outside a sandbox changes.
 
-The samples are graded in two batches: a representative one (a sample of each
-kind of trouble: a timeout, a dead kernel, edited locked cells, a missing
-notebook, cheats in the kernel and in pytest, planted files, forbidden writes,
-reading the hidden tests) in ``make test``, and the rest in ``make test-slow``.
-Both hold the two normal submissions.
+The samples are graded in two batches, each one ``course grade`` run: a representative
+one in ``make test`` (every golden sample, and a sample of each kind of trouble: a
+timeout, a dead kernel, edited locked cells, a missing notebook, cheats in the kernel
+and in pytest, planted files, forbidden writes, reading the hidden tests), and the
+rest of the hostile samples in ``make test-slow``. Both hold the two normal
+submissions. One run for the golden and the hostile samples costs one grading of the
+reference and one nbgrader start-up fewer than two.
 """
 
 from __future__ import annotations
@@ -22,13 +25,21 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from hostile import SAMPLES, Context, build
+from submissions import SAMPLES as GOLDEN_SAMPLES
 from submissions import hidden_test_lines
 
 from autograder.grade import grade
+from autograder.report import read_reports
 from autograder.sandbox import SLOT_UID_BASE, Limits, processes_of
+
+GOLDEN = json.loads((REPO / "tests/golden/week01.json").read_text())
 
 #: Short limits: the bombs and loops are stopped in seconds.
 LIMITS = Limits(cell_timeout=12, test_timeout=20, memory_mb=1536, processes=96)
+#: The representative batch has no hanging test, so its tests get the default limit: an
+#: honest week-1 test that a loaded machine slows past 20 s must not flip a golden grade.
+REPRESENTATIVE_LIMITS = Limits(cell_timeout=12, memory_mb=1536, processes=96)
+BATCH_LIMITS = {"representative": REPRESENTATIVE_LIMITS}
 GUARDED = ["autograder/grade.py", "autograder/sandbox.py", "solutions/week01/lab.ipynb"]
 
 
@@ -43,7 +54,9 @@ REPRESENTATIVE = (
     "skip-tests", "planted", "grader-writes", "hidden-reader",
 )  # fmt: skip
 REST = tuple(n for n in SAMPLES if n not in (*NORMAL, *REPRESENTATIVE))
-BATCHES = {"representative": REPRESENTATIVE, "rest": REST}
+#: The golden samples graded in the representative batch (its ``reference`` is NORMAL's).
+GOLDEN_EXTRA = tuple(n for n in GOLDEN_SAMPLES if n not in NORMAL)
+BATCHES = {"representative": (*REPRESENTATIVE, *GOLDEN_EXTRA), "rest": REST}
 SLOW = pytest.mark.slow
 
 
@@ -63,7 +76,10 @@ def batches(tmp_path_factory):
 
     def get(name: str) -> dict:
         if name not in graded:
-            graded[name] = _grade_batch(tmp_path_factory.mktemp(name), (*NORMAL, *BATCHES[name]))
+            limits = BATCH_LIMITS.get(name, LIMITS)
+            graded[name] = _grade_batch(
+                tmp_path_factory.mktemp(name), (*NORMAL, *BATCHES[name]), limits
+            )
         return graded[name]
 
     return get
@@ -74,13 +90,17 @@ def batch(request, batches):
     return batches(request.param)
 
 
-def _grade_batch(root: Path, names: tuple[str, ...]) -> dict:
+def _grade_batch(root: Path, names: tuple[str, ...], limits: Limits) -> dict:
     out = root / "grades"
-    subs = build(root / "subs", Context(out=out, victim=root / "subs" / "reference"), names)
+    hostile = [n for n in names if n in SAMPLES]
+    subs = build(root / "subs", Context(out=out, victim=root / "subs" / "reference"), hostile)
+    for name in names:
+        if name not in subs:
+            subs[name] = GOLDEN_SAMPLES[name](root / "subs" / name)
     victim = sorted((subs["reference"] / "labs").rglob("*.*"))
     guarded = [REPO / p for p in GUARDED]
     before = _hashes([*victim, *guarded])
-    reports = grade(list(subs.values()), week=1, out=out, progress=False, jobs=2, limits=LIMITS)
+    reports = grade(list(subs.values()), week=1, out=out, progress=False, jobs=2, limits=limits)
     return {
         "out": out,
         "subs": subs,
@@ -92,6 +112,72 @@ def _grade_batch(root: Path, names: tuple[str, ...]) -> dict:
 
 def _autograded(report) -> float:
     return sum(t.score for t in report.tests if t.status != "manual")
+
+
+# --- golden samples ------------------------------------------------------------------------
+
+
+def test_every_golden_sample_gets_its_golden_grade(batches):
+    reports = batches("representative")["reports"]
+    assert set(GOLDEN) <= set(reports)
+    for name, expected in GOLDEN.items():
+        report = reports[name]
+        got = {
+            "score": report.score,
+            "max_score": report.max_score,
+            "flags": report.flags,
+            "needs_manual_grading": report.needs_manual_grading,
+            "tests": {t.name: t.status for t in report.tests},
+        }
+        assert got == expected, name
+
+
+def test_golden_reference_earns_every_autograded_point(batches):
+    report = batches("representative")["reports"]["reference"]
+    coded = [t for t in report.tests if t.status != "manual"]
+    assert coded and all(t.status == "passed" and t.score == t.max_score for t in coded)
+    assert report.needs_manual_grading and report.hidden_tests
+
+
+def test_golden_untouched_student_version_earns_no_coded_point(batches):
+    report = batches("representative")["reports"]["untouched"]
+    assert report.max_score == GOLDEN["reference"]["max_score"]
+    assert all(t.score == 0 for t in report.tests)
+
+
+def test_golden_infinite_loop_times_out_and_the_rest_is_graded(batches):
+    report = batches("representative")["reports"]["infinite-loop"]
+    assert "timeout" in report.flags
+    status = {t.name: t.status for t in report.tests}
+    assert status["test_task2_split"] == "error"
+    assert status["test_task3_train"] == status["test_task4_repro"] == "passed"
+
+
+def test_golden_reports_have_every_field_and_agree_with_the_csv(batches):
+    batch = batches("representative")
+    out, reports = batch["out"], batch["reports"]
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student,week01,total"
+    assert {row.split(",")[0]: float(row.split(",")[1]) for row in rows[1:]} == {
+        name: r.score for name, r in reports.items()
+    }
+    assert {r.student for r in read_reports(out)} == set(reports)
+    for name in GOLDEN:
+        data = json.loads((out / name / "week01.json").read_text())
+        assert set(data) >= {
+            "student",
+            "week",
+            "score",
+            "max_score",
+            "hidden_tests",
+            "needs_manual_grading",
+            "flags",
+            "tests",
+        }
+        assert (out / name / "week01.md").read_text().startswith(f"# Week 1: {name}")
+
+
+# --- hostile samples -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("which", "name"), [_sample_param(n) for n in (*REPRESENTATIVE, *REST)])
@@ -175,6 +261,7 @@ def test_no_student_process_is_left_running(batch):
 
 def test_feedback_never_shows_hidden_test_source(batch):
     hidden = hidden_test_lines()
+    assert len(hidden) > 20
     out = batch["out"]
     files = [*out.glob("*/week01-feedback.html"), *out.glob("*/week01.md")]
     assert len(files) == 2 * len(batch["reports"])
@@ -212,7 +299,9 @@ def test_manual_grades_are_exported_and_survive_a_forced_regrade(batches, tmp_pa
         answer.manual_score, answer.needs_manual_grade = 3.0, False
         gb.db.commit()
 
-    [again] = grade([sub], week=1, out=out, progress=False, limits=LIMITS, gradescope=True)
+    [again] = grade(
+        [sub], week=1, out=out, progress=False, limits=REPRESENTATIVE_LIMITS, gradescope=True
+    )
     assert again.seconds == first.seconds  # taken from the gradebook, not graded again
     assert not again.needs_manual_grading
     assert again.score == first.score + 3
@@ -221,7 +310,9 @@ def test_manual_grades_are_exported_and_survive_a_forced_regrade(batches, tmp_pa
     assert json.loads((out / "fast/week01-results.json").read_text())["score"] == again.score
     assert f"fast,{again.score:g},{again.score:g}" in (out / "grades.csv").read_text()
 
-    [forced] = grade([sub], week=1, out=out, progress=False, limits=LIMITS, force=True)
+    [forced] = grade(
+        [sub], week=1, out=out, progress=False, limits=REPRESENTATIVE_LIMITS, force=True
+    )
     assert forced.seconds != first.seconds
     assert forced.score == again.score and not forced.needs_manual_grading
     with Gradebook(url, "mlops-roadmap") as gb:
