@@ -109,6 +109,18 @@ def is_litter(name: str, patterns: tuple[str, ...] = LITTER) -> bool:
     return any(fnmatch(name, pattern) for pattern in patterns)
 
 
+# --- version-control metadata ----------------------------------------------------------------
+# Git-aware libraries (MLflow records the run's commit through GitPython; DVC) look up
+# the repository above the code that runs, the grader's own checkout included. The
+# sandbox refuses a read of a protected git folder but does not report it as the
+# student's (autograder/sandbox.py, ``is_vcs_metadata``), except its file contents.
+
+#: The folder of a git repository (in a worktree, the file that names it).
+VCS_DIR = ".git"
+#: Folders of a git folder that hold the files' contents: reading them is reported.
+VCS_CONTENT = ("objects", "lfs", "modules")
+
+
 # --- the pytest.ini of a grading run -------------------------------------------------------
 
 

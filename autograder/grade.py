@@ -45,6 +45,7 @@ from autograder.config import (
     NO_TELEMETRY,
     REPO_ROOT,
     SOLUTIONS,
+    VCS_DIR,
     WEEKS,
     Week,
     get_week,
@@ -245,10 +246,37 @@ def _hideable(path: Path, needed: list[str], depth: int = 2) -> list[str]:
     return found
 
 
+def git_folders(checkout: Path) -> list[Path]:
+    """The git folders of ``checkout``: its ``.git``, or those a worktree's ``.git`` file names.
+
+    Its history holds every file ever committed (the course's: ``solutions/`` and
+    the hidden tests).
+    """
+    dotgit = checkout / VCS_DIR
+    if dotgit.is_dir():
+        return [dotgit]
+    try:
+        text = dotgit.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return []
+    if not text.startswith("gitdir:"):
+        return []
+    gitdir = (checkout / text.removeprefix("gitdir:").strip()).resolve()
+    folders = [gitdir]
+    with contextlib.suppress(OSError, UnicodeDecodeError, IndexError):
+        common = (gitdir / "commondir").read_text(encoding="utf-8").splitlines()[0].strip()
+        folders.append((gitdir / common).resolve())
+    return [f for f in folders if f.is_dir()]
+
+
 def protected(out: Path, subs: list[Submission], source: GradingSource) -> dict[str, list[str]]:
-    """What the student's code may not see (``hide``, ``read``) or change (``write``)."""
+    """What the student's code may not see (``hide``, ``read``) or change (``write``).
+
+    That is the class's reports, the grading source, the grader's home, every
+    submission, and the course's ``solutions/`` and git history.
+    """
     needed = _needed()
-    secret = [out, source.root, Path.home(), *(s.path for s in subs)]
+    secret = [out, source.root, Path.home(), *(s.path for s in subs), *git_folders(REPO_ROOT)]
     if (REPO_ROOT / SOLUTIONS).is_dir():
         secret.append(REPO_ROOT / SOLUTIONS)
     hide = sorted({p for path in secret for p in _hideable(path, needed)})

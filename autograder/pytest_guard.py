@@ -253,8 +253,19 @@ def pytest_runtest_logstart(nodeid: str, location) -> None:
     _emit(t="start", id=nodeid, time=time.time())
 
 
+def _skip_location(report) -> list | None:
+    """Where a skip was raised, as pytest recorded it: ``[path, line]``, or None."""
+    longrepr = report.longrepr
+    if not report.skipped or not isinstance(longrepr, tuple) or len(longrepr) != 3:
+        return None
+    return [os.path.realpath(str(longrepr[0])), longrepr[1]]
+
+
 def pytest_runtest_logreport(report) -> None:
     text = "" if report.passed else str(report.longreprtext)
+    where = _skip_location(report)
+    if where:
+        text = str(report.longrepr[2]).removeprefix("Skipped: ")
     _emit(
         t="report",
         id=report.nodeid,
@@ -262,6 +273,7 @@ def pytest_runtest_logreport(report) -> None:
         outcome=report.outcome,
         text=text[-MAX_OUTPUT:],
         duration=round(report.duration, 3),
+        where=where,
     )
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from autograder.config import MAX_OUTPUT, MIN_HIDDEN, WEEKS
 
-Status = Literal["passed", "failed", "error", "manual"]
+Status = Literal["passed", "failed", "error", "manual", "skipped"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -39,7 +39,8 @@ class TestResult:
         source: ``notebook`` or ``pytest``.
         score: Points earned.
         max_score: Points available.
-        status: ``passed``, ``failed``, ``error`` or ``manual``.
+        status: ``passed``, ``failed``, ``error``, ``manual`` or ``skipped`` (the
+            instructor's test skipped itself; no points).
         output: Why it failed (empty when it passed).
         hidden: True when the item contains hidden tests.
     """
@@ -161,7 +162,7 @@ def to_markdown(report: Report, hidden: Iterable[str] = ()) -> str:
     for t in report.tests:
         name = t.name + (" (hidden)" if t.hidden else "")
         lines.append(f"| `{name}` | {t.source} | {t.score:g} / {t.max_score:g} | {t.status} |")
-    failures = [t for t in report.tests if t.status in ("failed", "error")]
+    failures = [t for t in report.tests if t.status in ("failed", "error", "skipped")]
     if failures:
         lines += ["", "## What to fix", ""]
         for t in failures:
@@ -173,7 +174,7 @@ def to_markdown(report: Report, hidden: Iterable[str] = ()) -> str:
 _STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:60em}td,th{border:1px solid #ccc;"
     "padding:4px;vertical-align:top}table{border-collapse:collapse}.passed{background:#e8f5e9}"
-    ".failed,.error{background:#ffebee}.manual{background:#fffde7}pre{white-space:pre-wrap;"
+    ".failed,.error{background:#ffebee}.manual,.skipped{background:#fffde7}pre{white-space:pre-wrap;"
     "margin:0}.cell{border-left:4px solid #ccc;margin:1em 0;padding:0 .5em}.code pre{"
     "background:#f6f8fa;padding:.5em}.result{font-size:90%;padding:.3em}"
 )

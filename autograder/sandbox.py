@@ -47,6 +47,8 @@ from autograder.config import (
     PYTEST_TIMEOUT,
     SLOT_UID_BASE,
     TEST_TIMEOUT,
+    VCS_CONTENT,
+    VCS_DIR,
 )
 
 _CLONE_NEWNS = 0x00020000
@@ -254,20 +256,37 @@ def _inside(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == root or path.startswith(root + os.sep) for root in roots)
 
 
+def is_vcs_metadata(path: str) -> bool:
+    """True for a git folder's metadata (``HEAD``, refs, config), not its file contents.
+
+    Every git-aware library reads these to find the commit of the code it runs
+    (MLflow through GitPython, from the grader's own checkout): a refused read of
+    them is not the student's doing. Objects (the files' contents) are not metadata.
+    """
+    parts = path.split(os.sep)
+    if VCS_DIR not in parts:
+        return False
+    inner = parts[parts.index(VCS_DIR) + 1 :]
+    return not any(part in VCS_CONTENT for part in inner)
+
+
 def install_audit_hook(spec: Spec, events: int) -> None:
     """Refuse and record reads of protected folders and writes to the grader's files.
 
-    Records go to the open file ``events`` (one JSON line each, at most 50). The
-    hook cannot be removed from Python code; child processes do not inherit it.
+    Records go to the open file ``events`` (one JSON line each, at most 50). A read
+    of a protected git folder's metadata (:func:`is_vcs_metadata`) is refused
+    without a record: git-aware tools make it on their own. The hook cannot be
+    removed from Python code; child processes do not inherit it.
     """
     protect_read = tuple(os.path.realpath(p) for p in spec.protect_read)
     protect_write = tuple(os.path.realpath(p) for p in spec.protect_write)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"count": 0}
     realpath, fsdecode, dumps, oswrite = os.path.realpath, os.fsdecode, json.dumps, os.write
+    metadata = is_vcs_metadata
 
     def record(kind: str, path: str) -> None:
-        if state["count"] < 50:
+        if state["count"] < 50 and not (kind == "read" and metadata(path)):
             state["count"] += 1
             oswrite(events, (dumps({"kind": kind, "path": path}) + "\n").encode())
         raise PermissionError(13, f"course grade: access to {path} is not allowed")

@@ -529,8 +529,27 @@ def per_test_limit(nodeid: str, own: dict[str, float], limits: Limits) -> float:
     return min(float(own.get(nodeid, limits.test_timeout)), float(limits.pytest_timeout))
 
 
-def _outcomes(records: list[dict]) -> tuple[dict[str, tuple[str, str]], set[str], str | None]:
-    """Map node ids to (status, output); also the finished ids and the one left running."""
+def course_skip(where: list | None, tests: Path) -> bool:
+    """True when a skip was raised in the instructor's test files, not by the code under test.
+
+    Args:
+        where: ``[path, line]`` of the skip, as the guard plugin recorded pytest's report.
+        tests: The sandbox's copy of the instructor's tests.
+    """
+    if not where or not isinstance(where[0], str):
+        return False
+    root = os.path.realpath(tests)
+    return os.path.realpath(where[0]).startswith(root + os.sep)
+
+
+def _outcomes(
+    records: list[dict], tests: Path
+) -> tuple[dict[str, tuple[str, str]], set[str], str | None]:
+    """Map node ids to (status, output); also the finished ids and the one left running.
+
+    A skip is ``skipped`` when the instructor's tests (in ``tests``) raised it, and
+    ``skipped-by-code`` when the code under test did.
+    """
     outcomes: dict[str, tuple[str, str]] = {}
     finished, running = set(), None
     for record in records:
@@ -546,7 +565,9 @@ def _outcomes(records: list[dict]) -> tuple[dict[str, tuple[str, str]], set[str]
                 status = "failed" if record["when"] == "call" else "error"
                 output = record.get("text", "")
             elif record["outcome"] == "skipped" and status == "passed":
-                status, output = "skipped", record.get("text", "")
+                own = course_skip(record.get("where"), tests)
+                status = "skipped" if own else "skipped-by-code"
+                output = record.get("text", "")
             outcomes[nodeid] = (status, output)
     return outcomes, finished, running
 
@@ -586,11 +607,13 @@ def _start_pytest(job: Job, attempt: int, nodeids: list[str], plabs: Path, run: 
     return proc, results, key
 
 
-def _read_run(run: _Run, nodeids: list[str], problems: list[str]) -> tuple[dict, bool, str | None]:
+def _read_run(
+    run: _Run, nodeids: list[str], problems: list[str], tests: Path
+) -> tuple[dict, bool, str | None]:
     """Results of one pytest process; tampering it shows is added to ``problems``."""
     from autograder.pytest_guard import CANARY
 
-    ran, _finished, running = _outcomes(run.records)
+    ran, _finished, running = _outcomes(run.records, tests)
     ended = any(r["t"] == "end" for r in run.records)
     collected = next((r["ids"] for r in run.records if r["t"] == "collected"), [])
     for record in run.records:
@@ -647,7 +670,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
         proc, path, key = _start_pytest(job, attempt, remaining, plabs, run, out)
         outcome = _watch(proc, path, key, limits)
         _cleanup(job, proc.pid)
-        ran, ended, running = _read_run(outcome, remaining, problems)
+        ran, ended, running = _read_run(outcome, remaining, problems, run / "tests")
         results.update(ran)
         if ended or not remaining:
             break
@@ -679,7 +702,11 @@ def grade_tests(job: Job, names: list[str]) -> dict:
 
 
 def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
-    """One status and output per graded test (parametrised cases combined)."""
+    """One status and output per graded test (parametrised cases combined).
+
+    A test the instructor's code skipped is ``skipped`` (no points, no flag); one the
+    code under test skipped fails and is flagged as tampering.
+    """
     items, skipped = {}, []
     for name in names:
         nodeid = f"tests/{name}"
@@ -688,8 +715,11 @@ def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
             items[name] = {"status": "error", "output": "this test did not run"}
             continue
         bad = [c for c in cases if c[0] != "passed"]
+        bad = [c for c in bad if c[0] != "skipped"] or bad
         status, output = bad[0] if bad else ("passed", "")
         if status == "skipped":
+            output = "skipped: " + output
+        elif status == "skipped-by-code":
             skipped.append(name)
             status, output = "failed", "skipped: " + output
         if status != "passed" and "Timeout (>" in output:

@@ -250,9 +250,10 @@ def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -
         params: The ``prepare`` parameters.
 
     Returns:
-        What ``fingerprint.json`` holds: ``fingerprint`` (of the processed
-        frame, see :func:`mlpipe.train.fingerprint`), ``rows``, ``columns``
-        and ``source`` (the raw file's path and ``md5``).
+        What ``fingerprint.json`` holds: ``fingerprint`` (of the cleaned frame
+        in memory, the one written: :func:`mlpipe.train.fingerprint` of
+        :func:`clean`'s result), ``rows``, ``columns`` and ``source`` (the raw
+        file's path and ``md5``).
 
     Raises:
         DataError: When the raw file cannot be read (see :func:`read_csv`:
@@ -276,8 +277,11 @@ def lineage(processed_path: str | Path) -> dict[str, Any]:
 
     Returns:
         ``path``, ``md5`` (the file's MD5, as in ``dvc.lock``), ``fingerprint``
-        (of its content) and ``source`` (the raw file's path and MD5, read from
-        ``fingerprint.json`` next to it, or ``None`` when that file is absent).
+        (of its content: :func:`mlpipe.train.fingerprint` of the CSV read back
+        with :func:`read_processed`, not of a frame in memory; for the Iris
+        data it equals the one :func:`prepare` recorded) and ``source`` (the
+        raw file's path and MD5, read from ``fingerprint.json`` next to it, or
+        ``None`` when that file is absent).
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.data.lineage")

@@ -118,7 +118,9 @@ def thresholds(metrics: dict[str, Any], params: GateParams) -> Check:
 
     Returns:
         A passed check when both reach their floor (within :data:`EPS`); on
-        failure, the detail names every metric below its floor.
+        failure, the detail names every metric below its floor by its key
+        (``accuracy``, ``f1_macro``) with its value, and no metric that
+        reached its floor, e.g. ``below the floor: f1_macro 0.7000 < 0.8000.``
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.gates.thresholds")
@@ -132,14 +134,16 @@ def versus_champion(
     Args:
         challenger: The challenger's ``accuracy`` and ``f1_macro``.
         champion: The champion's, on the same rows; ``None`` when there is no
-            champion yet (the check passes and says so).
+            champion yet: the check passes and its detail says ``no champion``
+            (e.g. ``no champion yet: nothing to compare with.``).
         params: ``min_improvement`` (the accuracy gain required) and
             ``tolerance`` (how far the macro F1 may drop).
 
     Returns:
         A passed check when the accuracy gain is at least ``min_improvement``
         and the F1 drop at most ``tolerance`` (both within :data:`EPS`); on
-        failure, the detail names each rule that failed.
+        failure, the detail names the metric of each rule that failed:
+        ``accuracy`` for a gain too small, ``f1_macro`` for a drop too large.
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.gates.versus_champion")

@@ -254,8 +254,12 @@ def resolve_model(settings: Settings) -> ModelRef:
         The :class:`ModelRef`.
 
     Raises:
-        ServeError: When the store is missing or unreachable, or has no model
-            ``settings.model_name`` with the alias ``settings.model_alias``.
+        ServeError: When the store is missing or unreachable (the sentences of
+            ``_check_store``, given, which asks :func:`mlpipe.track.check_reachable`:
+            ``Cannot reach the MLflow tracking server at ...``), or has no model
+            ``settings.model_name`` with the alias ``settings.model_alias``:
+            ``The registry at <tracking URI> has no model '<name>' with the
+            alias '<alias>'.``
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.serve.resolve_model")

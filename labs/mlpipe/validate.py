@@ -126,31 +126,55 @@ def _numeric(df: pd.DataFrame) -> list[str]:
 
 
 def check_columns(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``schema.columns``: the required columns, in the expected order."""
+    """``schema.columns``: the required columns, in the expected order.
+
+    Fails when a column of ``FEATURES + [TARGET]`` is missing (the message names
+    each missing column) or when those columns are in another order. Extra
+    columns are allowed here: ``drift`` compares every column with the
+    training schema.
+    """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_columns")
 
 
 def check_types(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``schema.types``: the features are numeric, the label is text."""
+    """``schema.types``: the features are numeric, the label is text.
+
+    A missing column is ``schema.columns``' job: only the columns present are
+    checked. On failure the message names each column of the wrong type.
+    """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_types")
 
 
 def check_missing(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``missing_values``: the share of empty cells is small enough."""
+    """``missing_values``: the share of empty cells is small enough.
+
+    The share is taken over every cell of ``df``; on failure the message
+    names each column that has an empty cell.
+    """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_missing")
 
 
 def check_ranges(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``domain.ranges``: every feature within the plausible range."""
+    """``domain.ranges``: every feature within the plausible range.
+
+    Only the numeric features present are checked (empty cells are
+    ``missing_values``' job); on failure the message names each feature with
+    a value outside ``[feature_min, feature_max]``.
+    """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_ranges")
 
 
 def check_categories(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``domain.categories``: every label is one the model knows."""
+    """``domain.categories``: every label is one the model knows.
+
+    Fails when a label is not in ``params.categories`` (the message names
+    each unknown label), and when ``df`` has no ``TARGET`` column at all.
+    Empty labels are ``missing_values``' job.
+    """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_categories")
 
@@ -162,7 +186,12 @@ def check_duplicates(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 
 def check_balance(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``label_balance``: every known label has enough rows."""
+    """``label_balance``: every known label has enough rows.
+
+    Each label of ``params.categories`` needs at least ``min_class_fraction``
+    of the rows; fails (naming each label short of rows) when one has fewer,
+    and when ``df`` has no ``TARGET`` column or no rows.
+    """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_balance")
 

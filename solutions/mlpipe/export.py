@@ -207,7 +207,11 @@ def check_parity(
     Args:
         model: The scikit-learn original.
         onnx_bytes: Its ONNX conversion.
-        X: Rows to compare on, columns in signature order.
+        X: Rows to compare on: a 2-D numpy array of numbers (float64 or
+            float32), not a DataFrame, columns in signature order, e.g.
+            ``feature_matrix(df, columns)`` or ``df[columns].to_numpy()``.
+            scikit-learn gets the same rows as a frame with the model's
+            ``feature_names_in_`` as columns (when it has them).
         tolerance: Largest allowed difference of a probability.
 
     Returns:

@@ -83,9 +83,15 @@ def tracking_uri(params: TrackParams) -> str:
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, in one sentence, when a tracking server does not answer.
 
+    Any other ``uri`` (an SQLite store, a folder) is not checked.
+
     Raises:
         TrackingError: When ``uri`` is an HTTP(S) server whose ``/health``
-            does not answer 200 within ``timeout`` seconds.
+            does not answer 200 within ``timeout`` seconds. The message is
+            ``Cannot reach the MLflow tracking server at <uri> (<reason>).``,
+            e.g. ``Cannot reach the MLflow tracking server at http://127.0.0.1:9
+            ([Errno 111] Connection refused).``; the command line prints it and
+            exits with code 2.
     """
     ### BEGIN SOLUTION
     if not uri.startswith(("http://", "https://")):
@@ -179,10 +185,12 @@ def log_training_run(
         model: The fitted pipeline.
         params: Its training parameters, logged as params.
         metrics: From :func:`mlpipe.train.evaluate`; ``accuracy`` and
-            ``f1_macro`` are logged as metrics, the confusion matrix as the
-            figure ``confusion_matrix.png``.
+            ``f1_macro`` are logged as metrics (and no other metric), the
+            confusion matrix as the figure ``confusion_matrix.png``.
         X_example: A few input rows: the signature is inferred from them and
-            they are stored as the input example.
+            they are stored as the input example. The model (named ``model``
+            in the run) is logged with :func:`pip_requirements` as its
+            requirements, never inferred.
         tags: At least ``data_fingerprint`` and ``git_commit``; ``None``
             values are logged as ``"none"``.
 
@@ -253,8 +261,9 @@ def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
         The :class:`TuneResult`. Each trial run has the params of
         :class:`~mlpipe.config.TrainParams` and the metric ``cv_accuracy``;
         the best trial's run is then reopened to log the model refitted on
-        the training rows (see :func:`log_training_run`). The same seed gives
-        the same trials.
+        the training rows (see :func:`log_training_run`): the search logs that
+        one model only, and makes no run besides the parent and its trials.
+        The same seed gives the same trials.
     """
     ### BEGIN SOLUTION
     import optuna
@@ -313,7 +322,9 @@ def register(name: str, model_uri: str, run_id: str, description: str) -> Any:
         The new ``ModelVersion``.
 
     Raises:
-        TrackingError: When the run did not finish successfully.
+        TrackingError: When the run did not finish successfully (nothing is
+            registered then); the message names the run's status, e.g.
+            ``Run <id> is FAILED, not FINISHED; nothing was registered.``
     """
     ### BEGIN SOLUTION
     client = mlflow.MlflowClient()
@@ -331,7 +342,9 @@ def load_by_alias(name: str, alias: str = CHALLENGER) -> Any:
     """Load a registered model by its alias.
 
     Raises:
-        TrackingError: When the registry has no such model or alias.
+        TrackingError: When the registry has no such model or alias:
+            ``The registry at <registry URI> has no model '<name>' with the
+            alias '<alias>'.``
     """
     ### BEGIN SOLUTION
     from mlflow.exceptions import MlflowException

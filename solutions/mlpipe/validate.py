@@ -126,7 +126,13 @@ def _numeric(df: pd.DataFrame) -> list[str]:
 
 
 def check_columns(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``schema.columns``: the required columns, in the expected order."""
+    """``schema.columns``: the required columns, in the expected order.
+
+    Fails when a column of ``FEATURES + [TARGET]`` is missing (the message names
+    each missing column) or when those columns are in another order. Extra
+    columns are allowed here: ``drift`` compares every column with the
+    training schema.
+    """
     ### BEGIN SOLUTION
     expected = FEATURES + [TARGET]
     missing = [c for c in expected if c not in df.columns]
@@ -144,7 +150,11 @@ def check_columns(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 
 def check_types(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``schema.types``: the features are numeric, the label is text."""
+    """``schema.types``: the features are numeric, the label is text.
+
+    A missing column is ``schema.columns``' job: only the columns present are
+    checked. On failure the message names each column of the wrong type.
+    """
     ### BEGIN SOLUTION
     wrong = [c for c in FEATURES if c in df.columns and not ptypes.is_numeric_dtype(df[c])]
     if TARGET in df.columns and ptypes.is_numeric_dtype(df[TARGET]):
@@ -156,7 +166,11 @@ def check_types(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 
 def check_missing(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``missing_values``: the share of empty cells is small enough."""
+    """``missing_values``: the share of empty cells is small enough.
+
+    The share is taken over every cell of ``df``; on failure the message
+    names each column that has an empty cell.
+    """
     ### BEGIN SOLUTION
     cells = max(df.size, 1)
     missing = int(df.isna().sum().sum())
@@ -174,7 +188,12 @@ def check_missing(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 
 def check_ranges(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``domain.ranges``: every feature within the plausible range."""
+    """``domain.ranges``: every feature within the plausible range.
+
+    Only the numeric features present are checked (empty cells are
+    ``missing_values``' job); on failure the message names each feature with
+    a value outside ``[feature_min, feature_max]``.
+    """
     ### BEGIN SOLUTION
     low, high = params.feature_min, params.feature_max
     bad = {}
@@ -190,7 +209,12 @@ def check_ranges(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 
 def check_categories(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``domain.categories``: every label is one the model knows."""
+    """``domain.categories``: every label is one the model knows.
+
+    Fails when a label is not in ``params.categories`` (the message names
+    each unknown label), and when ``df`` has no ``TARGET`` column at all.
+    Empty labels are ``missing_values``' job.
+    """
     ### BEGIN SOLUTION
     if TARGET not in df.columns:
         return CheckResult("domain.categories", False, f"no {TARGET} column to check.")
@@ -222,7 +246,12 @@ def check_duplicates(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
 
 
 def check_balance(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
-    """``label_balance``: every known label has enough rows."""
+    """``label_balance``: every known label has enough rows.
+
+    Each label of ``params.categories`` needs at least ``min_class_fraction``
+    of the rows; fails (naming each label short of rows) when one has fewer,
+    and when ``df`` has no ``TARGET`` column or no rows.
+    """
     ### BEGIN SOLUTION
     if TARGET not in df.columns or df.empty:
         return CheckResult("label_balance", False, "no labels to count.")

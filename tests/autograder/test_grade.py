@@ -10,3 +10,42 @@ def test_all_weeks_and_one_week_are_planned_from_the_week_registry(tmp_path):
     sub = Submission(tmp_path, "alice")
     assert [w for _, w in plan([sub], None, True)] == list(WEEKS.values())
     assert [w.number for _, w in plan([sub], 1, False)] == [1]
+
+
+def _git(*args, cwd):
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.name=s", "-c", "user.email=s@example.com", *args],
+        cwd=cwd, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def test_a_checkouts_git_folders_are_found_also_through_a_worktree(tmp_path):
+    from autograder.grade import git_folders
+
+    main = tmp_path / "main"
+    main.mkdir()
+    (main / "f.py").write_text("x = 1\n")
+    _git("init", "-q", cwd=main)
+    _git("add", ".", cwd=main)
+    _git("commit", "-qm", "first", cwd=main)
+    _git("worktree", "add", "-q", str(tmp_path / "wt"), cwd=main)
+    assert git_folders(main) == [main / ".git"]
+    assert git_folders(tmp_path / "wt") == [main / ".git/worktrees/wt", main / ".git"]
+    assert git_folders(tmp_path) == []
+
+
+def test_the_courses_git_history_is_protected_like_its_solutions(tmp_path):
+    """It holds every committed version of solutions/ and the hidden tests."""
+    import os
+
+    from autograder.config import REPO_ROOT
+    from autograder.grade import git_folders, protected
+    from autograder.sources import find_source
+
+    hide = protected(tmp_path / "out", [], find_source())
+    assert git_folders(REPO_ROOT) or not (REPO_ROOT / ".git").exists()
+    for folder in git_folders(REPO_ROOT):
+        assert os.path.realpath(folder) in hide["read"]
+        assert os.path.realpath(folder) in hide["hide"]

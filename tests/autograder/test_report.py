@@ -37,3 +37,13 @@ def test_markdown_points_a_manual_item_to_the_weeks_rubric():
     assert "weeks/02-data/RUBRIC.md" in text and (REPO / "weeks/02-data/RUBRIC.md").is_file()
     report.tests[0].status = "passed"  # graded: no pointer
     assert "RUBRIC.md" not in to_markdown(report)
+
+
+def test_markdown_says_why_a_skipped_test_earned_nothing():
+    report = Report("alice", 4, True)
+    reason = "skipped: mlpipe/data.py has no line to plant the bug in"
+    report.tests = [Result("test_suite.py::test_x", "pytest", 0, 2, "skipped", reason, False)]
+    text = to_markdown(report)
+    assert "| `test_suite.py::test_x` | pytest | 0 / 2 | skipped |" in text
+    assert "## What to fix" in text and reason in text
+    assert report.to_dict()["max_score"] == 2
