@@ -379,13 +379,35 @@ def wait_http(url: str, proc: subprocess.Popen, output: Path, seconds: float = 9
 
 
 def stop_process(proc: subprocess.Popen, seconds: float = 15) -> None:
-    """Terminate a process, and kill it when it does not stop within ``seconds``."""
-    proc.terminate()
+    """Terminate a process, and kill it when it does not stop within ``seconds``.
+
+    A process started with ``start_new_session=True`` is stopped with every process
+    of its group (a server's workers too).
+    """
+    group = proc.pid if _leads_group(proc) else None
+
+    def signal(number: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group is None:
+                proc.send_signal(number)
+            else:
+                os.killpg(group, number)
+
+    signal(15)  # SIGTERM
     try:
         proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        signal(9)  # SIGKILL
         proc.wait()
+    if group is not None:
+        signal(9)  # what outlived its leader
+
+
+def _leads_group(proc: subprocess.Popen) -> bool:
+    try:
+        return os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        return False
 
 
 # --- MLflow --------------------------------------------------------------------------------

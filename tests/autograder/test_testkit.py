@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from conftest import REPO
@@ -174,3 +175,30 @@ def test_a_week_conftest_that_names_the_kit_runs_alone_and_under_the_grader(tmp_
         assert (
             "AssertionError: `false` exited with 1, expected 0: it printed nothing" in proc.stdout
         )
+
+
+def test_stopping_a_server_started_in_its_own_session_stops_its_workers_too(tmp_path):
+    """An mlflow server leaves its job workers behind unless its whole group is stopped."""
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    worker = int(proc.stdout.readline())
+    testkit.stop_process(proc, seconds=5)
+    proc.stdout.close()
+    assert proc.returncode is not None
+    for _ in range(50):  # the worker is gone (reaped by init, or a zombie for a moment)
+        try:
+            with open(f"/proc/{worker}/stat") as stat:
+                if stat.read().split(") ")[1].startswith("Z"):
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the server's worker outlived it")
