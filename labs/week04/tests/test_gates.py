@@ -19,6 +19,7 @@ from conftest import (
     write_project,
 )
 
+from autograder.testkit import assert_ran
 from mlpipe import gates
 from mlpipe.config import GateParams, TrainParams
 
@@ -109,7 +110,7 @@ def test_gate_promotes_a_better_challenger_and_records_the_decision(tmp_path, re
     home = make_registry(tmp_path, registry_template, champion=WEAK, challenger=GOOD)
     write_project(home)
     proc = run_gate(home, "--promote", "--report", "gates.json")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc)
     assert aliases(home) == {"champion": GOOD, "challenger": GOOD}
     tags = client_of(home).get_model_version(MODEL, GOOD).tags
     assert tags.get("gate.allowed") == "true"
@@ -123,7 +124,7 @@ def test_gate_blocks_a_worse_challenger_and_moves_nothing(tmp_path, registry_tem
     home = make_registry(tmp_path, registry_template, champion=GOOD, challenger=WEAK)
     write_project(home)
     proc = run_gate(home, "--promote")
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc, 1)
     assert "thresholds" in proc.stdout and "versus_champion" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert aliases(home) == {"champion": GOOD, "challenger": WEAK}
