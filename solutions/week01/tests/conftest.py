@@ -26,7 +26,7 @@ DOCKERFILE = PIPELINE_DIR / "docker" / "train.Dockerfile"
 def trained_by_cli(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """``python -m mlpipe train`` run once with the pipeline's params.yaml: (run, model folder).
 
-    The visible and the hidden tests share this one run (training in a fresh
+    Every test that needs it shares this one run (training in a fresh
     process mostly pays for importing scikit-learn); check it with ``assert_ran``.
     """
     home = tmp_path_factory.mktemp("cli")

@@ -96,7 +96,7 @@ def make_repo(path: Path, remote: Path, per_class: int = 40) -> Path:
 def built_repo(tmp_path_factory) -> Path:
     """A repository on which ``dvc repro`` has run once a session (copy it before changing it).
 
-    The visible and the hidden tests share it: building it runs every stage in a
+    Every test shares it: building it runs every stage in a
     fresh Python, which takes a minute on a busy machine.
     """
     root = tmp_path_factory.mktemp("dvc")
