@@ -123,6 +123,10 @@ VCS_CONTENT = ("objects", "lfs", "modules")
 
 # --- the pytest.ini of a grading run -------------------------------------------------------
 
+#: The course test kit (a pytest plugin: markers, shared fixtures, commands whose failures
+#: teach) that every pytest run over the component tests loads with ``-p``.
+TESTKIT = "autograder.testkit"
+
 
 def pytest_ini(labs: Path | str) -> str:
     """The ``pytest.ini`` of every pytest run over a student's code.

@@ -45,6 +45,7 @@ from autograder.config import (
     NO_TELEMETRY,
     REPO_ROOT,
     SOLUTIONS,
+    TESTKIT,
     VCS_DIR,
     WEEKS,
     Week,
@@ -151,7 +152,7 @@ def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[
     (run_dir / "pytest.ini").write_text(pytest_ini(labs), encoding="utf-8")
     return [
         sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(run_dir / "pytest.ini"),
-        "--rootdir", str(tests.parent), "-p", "no:cacheprovider", *extra,
+        "--rootdir", str(tests.parent), "-p", "no:cacheprovider", "-p", TESTKIT, *extra,
         f"--junitxml={run_dir / 'results.xml'}", "-o", "junit_family=xunit1",
     ]  # fmt: skip
 

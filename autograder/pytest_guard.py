@@ -9,8 +9,9 @@ it cannot be out of the student's reach; it makes cheating visible instead:
 * the state of the test tools is recorded before the student's package is
   imported (builtins, pytest's runner, reports, outcomes, assertion rewriting,
   pluggy's hook calls) and compared after every test, as are the helper
-  functions of the instructor's test files and the origin of every hook: a
-  plugin or hook that comes from the submission is reported;
+  functions of the instructor's test files (those they define and those they
+  import, e.g. from the course's test kit, and the kit's own) and the origin of
+  every hook: a plugin or hook that comes from the submission is reported;
 * one extra test that must fail (the canary) runs with the graded ones: if it
   passes, the results were forged.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import MAX_OUTPUT, MAX_RESULTS
+from autograder.config import MAX_OUTPUT, MAX_RESULTS, TESTKIT
 
 #: Name of the canary test (in the first test module).
 CANARY = "course_grade_canary"
@@ -143,14 +144,25 @@ def _from_labs(obj) -> bool:
     return bool(filename) and os.path.realpath(filename).startswith(_state["labs"] + os.sep)
 
 
-def _defined_names(path: str) -> set[str]:
-    """Top-level functions and classes a test file defines."""
+def _top_level_names(path: str) -> tuple[set[str], set[str]]:
+    """The functions and classes a test file defines, and the names it imports from a module.
+
+    Names imported from the submission's own package (``from mlpipe import train``) are
+    left out: they are the code under test, not the tests' helpers.
+    """
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
-        return set()
+        return set(), set()
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return {node.name for node in tree.body if isinstance(node, kinds)}
+    defined = {node.name for node in tree.body if isinstance(node, kinds)}
+    imported = set()
+    for node in tree.body:
+        if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+            continue
+        if not _from_labs(sys.modules.get(node.module.partition(".")[0])):
+            imported |= {alias.asname or alias.name for alias in node.names} - {"*"}
+    return defined, imported - defined
 
 
 def _record_helpers(modules) -> None:
@@ -158,21 +170,32 @@ def _record_helpers(modules) -> None:
         path = getattr(module, "__file__", None)
         if not path:
             continue
-        names = _defined_names(path)
+        defined, imported = _top_level_names(path)
         _state["helpers"][module.__name__] = (
             module,
-            {name: module.__dict__.get(name) for name in names},
+            {name: module.__dict__.get(name) for name in defined | imported},
             os.path.realpath(path),
+            imported,
         )
 
 
 def _helper_problems() -> list[str]:
+    """Helpers of the tests (defined in a test file or the kit, or imported into one) replaced.
+
+    A helper imported into a test file (from the course's test kit, a conftest)
+    must stay the object it was and must never be the submission's code; one a
+    file defines must also keep that file's code.
+    """
     problems = []
-    for module, expected, path in _state["helpers"].values():
+    for module, expected, path, imported in _state["helpers"].values():
         for name, obj in expected.items():
             now = module.__dict__.get(name)
             code = getattr(now, "__code__", None)
-            if now is not obj or (code and os.path.realpath(code.co_filename) != path):
+            if name in imported:
+                replaced = now is not obj or (code is not None and _from_labs(now))
+            else:
+                replaced = now is not obj or (code and os.path.realpath(code.co_filename) != path)
+            if replaced:
                 problems.append(f"the test helper {name} of {Path(path).name} was replaced")
     return problems
 
@@ -223,7 +246,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config, items) -> Non
         if name.endswith("conftest")
         and str(getattr(m, "__file__", "") or "").startswith(tests_root + os.sep)
     ]
-    _record_helpers([*modules, *conftests])
+    kit = [sys.modules[TESTKIT]] if TESTKIT in sys.modules else []
+    _record_helpers([*modules, *conftests, *kit])
     if items:
         canary = pytest.Function.from_parent(items[-1].parent, name=CANARY, callobj=_canary)
         items.append(canary)

@@ -45,6 +45,7 @@ from autograder.config import (
     KERNEL_STARTUP_TIMEOUT,
     MAX_PYTEST_ATTEMPTS,
     NO_TELEMETRY,
+    TESTKIT,
     get_week,
     pytest_ini,
 )
@@ -590,7 +591,7 @@ def _start_pytest(job: Job, attempt: int, nodeids: list[str], plabs: Path, run: 
     args = [
         *nodeids, "-q", "-c", str(run / "pytest.ini"), "--rootdir", str(run),
         "--confcutdir", str(run / "tests"), "-p", "no:cacheprovider", "-p", "no:stepwise",
-        "-p", "pytest_timeout", f"--timeout={job.limits['test_timeout']}",
+        "-p", "pytest_timeout", f"--timeout={job.limits['test_timeout']}", "-p", TESTKIT,
     ]  # fmt: skip
     spec = _spec(
         job, "pytest", plabs, run, events=str(job.folder / "pytest-events.jsonl"),

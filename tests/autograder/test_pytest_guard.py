@@ -41,3 +41,50 @@ def test_results_without_the_runs_signature_are_counted_as_forged(tmp_path):
     records, forged = read_results(path, key)
     assert records == [{"t": "start", "id": "t.py::test_a"}] and forged == 2
     assert read_results(tmp_path / "missing.jsonl", key) == ([], 0)
+
+
+def test_a_helper_imported_from_the_kit_is_watched_like_one_the_test_file_defines(
+    tmp_path, monkeypatch
+):
+    """The tests import their helpers from autograder.testkit: replacing one is tampering."""
+    import sys
+    import types
+
+    from autograder import pytest_guard, testkit
+
+    labs = tmp_path / "labs"
+    (labs / "mlpipe").mkdir(parents=True)
+    package = types.ModuleType("mlpipe")
+    package.__file__ = str(labs / "mlpipe" / "__init__.py")
+    package.train = types.ModuleType("mlpipe.train")
+    monkeypatch.setitem(sys.modules, "mlpipe", package)
+    fake = labs / "mlpipe" / "cheat.py"
+    fake.write_text("def dockerfile_instructions(path):\n    return []\n")
+    submission: dict = {}
+    exec(compile(fake.read_text(), str(fake), "exec"), submission)
+    test_file = tmp_path / "tests" / "test_week.py"
+    test_file.parent.mkdir()
+    test_file.write_text(
+        "from autograder.testkit import dockerfile_instructions, hadolint\n"
+        "from mlpipe import train\n\n\n"
+        "def helper():\n    pass\n"
+    )
+    module = types.ModuleType("test_week")
+    module.__file__ = str(test_file)
+    exec(compile(test_file.read_text(), str(test_file), "exec"), module.__dict__)
+    monkeypatch.setitem(pytest_guard._state, "labs", str(labs))
+    monkeypatch.setitem(pytest_guard._state, "helpers", {})
+    pytest_guard._record_helpers([module, testkit])
+    assert pytest_guard._helper_problems() == []
+    module.train = "changed"  # the code under test, not a helper of the tests
+    module.dockerfile_instructions = submission["dockerfile_instructions"]
+    monkeypatch.setattr(testkit, "hadolint", submission["dockerfile_instructions"])
+    assert pytest_guard._helper_problems() == [
+        "the test helper dockerfile_instructions of test_week.py was replaced",
+        "the test helper hadolint of testkit.py was replaced",
+    ]
+    pytest_guard._state["helpers"] = {}
+    pytest_guard._record_helpers([module])  # recorded after the submission replaced it
+    assert pytest_guard._helper_problems() == [
+        "the test helper dockerfile_instructions of test_week.py was replaced"
+    ]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DOCKERFILE, PIPELINE_DIR, docker_cmd, dockerfile_instructions, run_mlpipe
+from conftest import DOCKERFILE, PIPELINE_DIR
 
+from autograder.testkit import assert_ran, docker_cmd, dockerfile_instructions, hadolint, run_mlpipe
 from mlpipe import train
 from mlpipe.config import TrainParams
 
@@ -179,7 +177,7 @@ def test_evaluate_returns_the_documented_metrics():
 
 @pytest.mark.points(2)
 @pytest.mark.task(3)
-def test_cli_trains_and_writes_model_with_metadata(tmp_path, params_file):
+def test_cli_trains_and_writes_model_with_metadata(trained_by_cli):
     metadata = train.collect_metadata(
         TrainParams(), "sha256:0", {"accuracy": 1.0}, "joblib:0"
     )  # fmt: skip
@@ -188,10 +186,8 @@ def test_cli_trains_and_writes_model_with_metadata(tmp_path, params_file):
         f"collect_metadata() must return what metadata.json can store: {problem}, expected "
         "dicts, lists, str, int, float, bool or None (params too must be a plain dict)"
     )
-    params_file.write_text(params_file.read_text().replace("test_size: 0.2", "test_size: 0.3"))
-    out = tmp_path / "model"
-    proc = run_mlpipe("train", "--params", str(params_file), "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    proc, out = trained_by_cli  # trained with test_size: 0.3
+    assert_ran(proc)
     meta = json.loads((out / train.METADATA_FILE).read_text())
     assert (out / train.MODEL_FILE).is_file()
     problem = missing_keys(meta, METADATA_KEYS, f"{train.METADATA_FILE} (from collect_metadata)")
@@ -220,11 +216,7 @@ def test_dockerfile_is_complete_and_passes_hadolint():
     words = [word for word, _ in dockerfile_instructions(DOCKERFILE)]
     for needed in ("FROM", "COPY", "RUN", "USER", "CMD"):
         assert needed in words, f"the Dockerfile has no {needed} instruction yet"
-    beside_python = Path(sys.executable).parent / "hadolint"
-    hadolint = shutil.which("hadolint") or (beside_python if beside_python.exists() else None)
-    assert hadolint, "hadolint is not installed: run `make install`"
-    proc = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    hadolint(DOCKERFILE)
 
 
 @pytest.mark.points(1)
@@ -245,6 +237,7 @@ def test_dockerfile_command_works_outside_docker(tmp_path):
     """Run the image's CMD in a folder laid out like the image's /app."""
     shutil.copyfile(PIPELINE_DIR / "params.yaml", tmp_path / "params.yaml")
     cmd = docker_cmd(DOCKERFILE)
-    proc = run_mlpipe(*cmd[3:], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert_ran(
+        run_mlpipe(*cmd[3:], cwd=tmp_path), hint="the image's CMD, run in a folder like /app"
+    )
     assert list(tmp_path.glob(f"models/*/{train.MODEL_FILE}")), "the CMD wrote no model"

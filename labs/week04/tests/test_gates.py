@@ -19,6 +19,7 @@ from conftest import (
     write_project,
 )
 
+from autograder.testkit import assert_ran
 from mlpipe import gates
 from mlpipe.config import GateParams, TrainParams
 
@@ -152,7 +153,7 @@ def test_gate_promotes_a_better_challenger_and_records_the_decision(tmp_path, re
     home = make_registry(tmp_path, registry_template, champion=WEAK, challenger=GOOD)
     write_project(home)
     proc = run_gate(home, "--promote", "--report", "gates.json")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc)
     moved = aliases(home)
     assert moved == {"champion": GOOD, "challenger": GOOD}, (
         f"after the gates allowed version {GOOD}, the aliases are {moved}, expected both "
@@ -178,7 +179,7 @@ def test_gate_blocks_a_worse_challenger_and_moves_nothing(tmp_path, registry_tem
     home = make_registry(tmp_path, registry_template, champion=GOOD, challenger=WEAK)
     write_project(home)
     proc = run_gate(home, "--promote")
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc, 1)
     assert "thresholds" in proc.stdout and "versus_champion" in proc.stdout
     assert "Traceback" not in proc.stderr
     moved = aliases(home)

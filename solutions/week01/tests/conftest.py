@@ -2,75 +2,36 @@
 
 These tests import ``mlpipe`` as installed: in your checkout that is your own
 ``labs/mlpipe``. Run them with ``course check 1`` (or ``pytest labs/week01/tests``).
+The course's test kit (``autograder/testkit.py``) provides the markers, running
+``python -m mlpipe`` and reading a Dockerfile.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import mlpipe
+from autograder.testkit import pipeline_dir, run_mlpipe
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "points(n): how many points the test is worth")
-    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
-
+pytest_plugins = ("autograder.testkit",)
 
 #: The folder holding the mlpipe package under test (labs/ or solutions/).
-PIPELINE_DIR = Path(mlpipe.__file__).resolve().parents[1]
+PIPELINE_DIR = pipeline_dir()
 DOCKERFILE = PIPELINE_DIR / "docker" / "train.Dockerfile"
 
 
-def run_mlpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m mlpipe ARGS`` with the mlpipe under test importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PIPELINE_DIR), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "mlpipe", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.fixture(scope="session")
+def trained_by_cli(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m mlpipe train`` run once, params.yaml with ``test_size: 0.3``: (run, model folder).
 
-
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """Parse a Dockerfile into ``(INSTRUCTION, arguments)`` pairs."""
-    lines, current = [], ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        current += line.rstrip("\\").strip() + " "
-        if not line.endswith("\\"):
-            word, _, rest = current.strip().partition(" ")
-            lines.append((word.upper(), rest.strip()))
-            current = ""
-    return lines
-
-
-def docker_cmd(path: Path) -> list[str]:
-    """The exec-form ``CMD`` of a Dockerfile, as a list of strings."""
-    cmds = [args for word, args in dockerfile_instructions(path) if word == "CMD"]
-    assert cmds, f"{path.name} has no CMD instruction"
-    try:
-        cmd = json.loads(cmds[-1])
-    except json.JSONDecodeError:
-        pytest.fail('CMD must use the exec form: CMD ["python", "-m", ...]')
-    return cmd
-
-
-@pytest.fixture()
-def params_file(tmp_path: Path) -> Path:
-    """A valid params.yaml in a temporary folder."""
-    path = tmp_path / "params.yaml"
-    shutil.copyfile(PIPELINE_DIR / "params.yaml", path)
-    return path
+    Every test that needs it shares this one run (training in a fresh
+    process mostly pays for importing scikit-learn); check it with ``assert_ran``.
+    """
+    home = tmp_path_factory.mktemp("cli")
+    params = (PIPELINE_DIR / "params.yaml").read_text(encoding="utf-8")
+    # Not the default 0.2: a train() that ignores its params' test_size is caught.
+    (home / "params.yaml").write_text(params.replace("test_size: 0.2", "test_size: 0.3"))
+    out = home / "model"
+    return run_mlpipe("train", "--params", "params.yaml", "--out", str(out), cwd=home), out

@@ -3,8 +3,10 @@
 These tests import ``mlpipe`` as installed: in your checkout that is your own
 ``labs/mlpipe``. Run them with ``course check 2`` (or ``pytest labs/week02/tests``).
 The DVC tests build a real git repository with a real DVC cache and a local
-DVC remote in a temporary folder, copy your pipeline files into it and run
-``dvc`` there.
+DVC remote in a temporary folder once, copy your pipeline files into it, run
+``dvc repro`` there, and give each test its own copy of that repository.
+The course's test kit (``autograder/testkit.py``) provides the markers and runs
+the commands.
 """
 
 from __future__ import annotations
@@ -19,21 +21,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import mlpipe
+from autograder.testkit import assert_ran, pipeline_dir
+from autograder.testkit import run as run_command
 from mlpipe.config import ValidateParams, load_params
 
+pytest_plugins = ("autograder.testkit",)
+
 #: The folder holding the mlpipe package under test (labs/ or solutions/).
-PIPELINE_DIR = Path(mlpipe.__file__).resolve().parents[1]
+PIPELINE_DIR = pipeline_dir()
 #: What a pipeline repository holds: the package and the pipeline files.
 PIPELINE_FILES = ("mlpipe", "dvc.yaml", "params.yaml", "data/schema.json")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "points(n): how many points the test is worth")
-    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
-    config.addinivalue_line(
-        "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
-    )
 
 
 def tool_env() -> dict[str, str]:
@@ -52,16 +49,15 @@ def tool_env() -> dict[str, str]:
 
 
 def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command (``dvc`` and ``mlpipe`` through this Python) in ``cwd``."""
+    """Run a command (``dvc`` and ``mlpipe`` through this Python) in ``cwd``.
+
+    With ``check``, a failure shows the command, its exit code and its last lines.
+    """
+    __tracebackhide__ = True
     if args[0] in ("dvc", "mlpipe"):
         args = (sys.executable, "-m", *args)
-    proc = subprocess.run(
-        args, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=300
-    )
-    if check and proc.returncode != 0:
-        shown = " ".join(args[2:] if args[0] == sys.executable else args)
-        pytest.fail(f"`{shown}` failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
-    return proc
+    proc = run_command(*args, cwd=cwd, env=tool_env())
+    return assert_ran(proc, cwd=cwd) if check else proc
 
 
 def stages_run(output: str) -> list[str]:
@@ -87,16 +83,22 @@ def make_repo(path: Path, remote: Path, per_class: int = 40) -> Path:
     run("git", "init", "-q", "-b", "main", cwd=path)
     run("dvc", "init", "-q", cwd=path)
     run("dvc", "remote", "add", "-d", "local", str(remote), cwd=path)
-    run("mlpipe", "fetch", "--per-class", str(per_class), cwd=path)
+    from mlpipe import data  # what `mlpipe fetch --per-class N` runs, without a fresh Python
+
+    data.write_raw(path / "data/raw/iris.csv", per_class)
     run("dvc", "add", "-q", "data/raw/iris.csv", cwd=path)
     run("git", "add", "-A", cwd=path)
     run("git", "commit", "-qm", "pipeline and raw data v1", cwd=path)
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_repo(tmp_path_factory) -> Path:
-    """A repository on which ``dvc repro`` has run once (copy it before changing it)."""
+    """A repository on which ``dvc repro`` has run once a session (copy it before changing it).
+
+    Every test shares it: building it runs every stage in a
+    fresh Python, which takes a minute on a busy machine.
+    """
     root = tmp_path_factory.mktemp("dvc")
     repo = make_repo(root / "repo", root / "remote")
     run("dvc", "repro", cwd=repo)
@@ -108,8 +110,18 @@ def repo(built_repo: Path, tmp_path: Path) -> Path:
     """A private copy of ``built_repo``, with its own remote folder."""
     copy = tmp_path / "repo"
     shutil.copytree(built_repo, copy, symlinks=True)
-    run("dvc", "remote", "modify", "local", "url", str(tmp_path / "remote"), cwd=copy)
+    use_remote(copy, built_repo.parent / "remote", tmp_path / "remote")
     return copy
+
+
+def use_remote(repo: Path, old: Path, new: Path) -> None:
+    """Point the copy's DVC remote from ``old`` to ``new`` (``dvc remote modify``, without a process)."""
+    config = repo / ".dvc" / "config"
+    text = config.read_text(encoding="utf-8")
+    if text.count(str(old)) == 1:
+        config.write_text(text.replace(str(old), str(new)), encoding="utf-8")
+    else:  # written in a form this does not know: let DVC do it
+        run("dvc", "remote", "modify", "local", "url", str(new), cwd=repo)
 
 
 @pytest.fixture()

@@ -6,6 +6,7 @@ import mlflow
 import pytest
 from conftest import MODEL, N_TRIALS, iris_frame, run_tune, write_project
 
+from autograder.testkit import assert_ran
 from mlpipe import track
 from mlpipe.config import TrackParams, TrainParams
 
@@ -148,6 +149,6 @@ def test_load_by_alias_returns_a_model_that_predicts(tuned, monkeypatch):
 def test_unreachable_tracking_server_is_one_sentence(tmp_path):
     write_project(tmp_path)
     proc = run_tune(tmp_path, tracking_uri="http://127.0.0.1:9")
-    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert_ran(proc, 2, cwd=tmp_path)
     assert "Cannot reach the MLflow tracking server" in proc.stderr
     assert "Traceback" not in proc.stderr

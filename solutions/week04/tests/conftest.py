@@ -11,6 +11,10 @@ These tests import ``mlpipe`` as installed: in your checkout that is your own
   ``project_tests/`` there with ``python -m pytest``: your suite must pass on the
   pipeline as it is and fail on the planted bug.
 * The workflow tests read ``.github/workflows/pipeline.yml``.
+
+The course's test kit (``autograder/testkit.py``) provides the markers, the empty
+MLflow store the registry starts from (its tables are made once a session) and
+runs the commands.
 """
 
 from __future__ import annotations
@@ -26,15 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
-from sklearn.datasets import load_iris
 
-import mlpipe
+from autograder import testkit
+from autograder.testkit import copy_store, iris_frame, pipeline_dir, pipeline_env, run_mlpipe
+
+pytest_plugins = ("autograder.testkit",)
 
 #: The folder holding the mlpipe package under test (labs/ or solutions/).
-PIPELINE_DIR = Path(mlpipe.__file__).resolve().parents[1]
+PIPELINE_DIR = pipeline_dir()
 MODEL = "iris-classifier"
 #: The workflow file, relative to the pipeline project.
 WORKFLOW = Path(".github/workflows/pipeline.yml")
@@ -42,23 +47,7 @@ WORKFLOW = Path(".github/workflows/pipeline.yml")
 SUITE_DIR = "project_tests"
 #: Seconds one run of the student's suite may take.
 SUITE_TIMEOUT = 120
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "points(n): how many points the test is worth")
-    config.addinivalue_line("markers", "task(k): the lab task the test belongs to")
-    config.addinivalue_line(
-        "markers", "timeout(seconds): a longer limit for a slow test (pytest-timeout)"
-    )
-
-
-def iris_frame() -> pd.DataFrame:
-    """The processed Iris data (built here, so week 4 does not depend on week 2)."""
-    iris = load_iris(as_frame=True)
-    df = iris.data.copy()
-    df.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    df["species"] = iris.target_names[iris.target].astype(str)
-    return df
+__all__ = ["iris_frame"]  # the kit's, for the test files
 
 
 def fit(C: float):
@@ -71,14 +60,6 @@ def fit(C: float):
     return train.build_pipeline(params).fit(X_train, y_train)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_tracking_env():
-    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI; keep it from leaking between tests."""
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    yield
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-
-
 # --- a registry with two versions ----------------------------------------------------------
 
 #: Registry versions: 1 is a weak model (C=0.01, about 80% accurate), 2 a good one (C=1).
@@ -86,7 +67,7 @@ WEAK, GOOD = "1", "2"
 
 
 @pytest.fixture(scope="session")
-def registry_template(tmp_path_factory) -> Path:
+def registry_template(tmp_path_factory, empty_store) -> Path:
     """An MLflow store (``mlflow.db``) holding versions 1 (weak) and 2 (good) of the model."""
     import mlflow
 
@@ -94,6 +75,7 @@ def registry_template(tmp_path_factory) -> Path:
     from mlpipe.config import TrackParams, TrainParams
 
     home = tmp_path_factory.mktemp("registry")
+    copy_store(empty_store, home)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLPIPE_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -127,19 +109,14 @@ def make_registry(home: Path, template: Path, **aliases: str) -> Path:
     return home
 
 
-def sqlite_uri(home: Path) -> str:
-    return f"sqlite:///{home / 'mlflow.db'}"
-
-
-def client_of(home: Path):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=sqlite_uri(home), registry_uri=sqlite_uri(home))
+sqlite_uri = testkit.sqlite_uri
+#: An ``MlflowClient`` of the SQLite store in a folder.
+client_of = testkit.mlflow_client
 
 
 def aliases(home: Path) -> dict[str, str]:
     """The registered model's aliases in ``home``'s store, alias -> version."""
-    return {k: str(v) for k, v in client_of(home).get_registered_model(MODEL).aliases.items()}
+    return testkit.aliases(home, MODEL)
 
 
 def write_project(home: Path, **gates: object) -> Path:
@@ -154,20 +131,10 @@ def write_project(home: Path, **gates: object) -> Path:
 
 def run_gate(home: Path, *args: str, tracking_uri: str | None = None):
     """Run ``python -m mlpipe gate --params params.yaml --data iris.csv ARGS`` in ``home``."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PIPELINE_DIR), env.get("PYTHONPATH")]))
-    env.update(MLPIPE_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    extra = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
+    env = pipeline_env(MLPIPE_HOME=str(home), **extra)
     command = ["gate", "--params", "params.yaml", "--data", "iris.csv", *args]
-    return subprocess.run(
-        [sys.executable, "-m", "mlpipe", *command],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_mlpipe(*command, cwd=home, env=env)
 
 
 # --- the student's suite, graded by mutation -----------------------------------------------
@@ -442,6 +409,7 @@ class GateRun:
     returncode: int
     stdout: str
     stderr: str
+    args: tuple[str, ...] = ()
 
 
 def gate_here(home: Path, *args: str, capsys, tracking_uri: str | None = None) -> GateRun:
@@ -457,4 +425,5 @@ def gate_here(home: Path, *args: str, capsys, tracking_uri: str | None = None) -
         capsys.readouterr()
         code = main([*command, *args])
     out = capsys.readouterr()
-    return GateRun(code, out.out, out.err)
+    shown = ("python", "-m", "mlpipe", *command, *args)  # as it would run in a fresh process
+    return GateRun(code, out.out, out.err, tuple(a.removeprefix(f"{home}/") for a in shown))

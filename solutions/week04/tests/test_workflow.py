@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from conftest import (
     PIPELINE_DIR,
@@ -18,19 +14,16 @@ from conftest import (
     triggers,
 )
 
+from autograder.testkit import assert_ran, run, tool
+
 
 @pytest.mark.points(1)
 @pytest.mark.task(6)
 def test_workflow_is_a_valid_github_workflow():
-    checker = Path(sys.executable).parent / "check-jsonschema"
-    proc = subprocess.run(
-        [str(checker), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-        cwd=PIPELINE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, f"{WORKFLOW} does not follow GitHub's schema:\n{proc.stdout}"
+    checker = tool("check-jsonschema")
+    schema = ("--builtin-schema", "vendor.github-workflows", "--color", "never")
+    proc = run(checker, *schema, WORKFLOW, cwd=PIPELINE_DIR, timeout=120)
+    assert_ran(proc, hint=f"{WORKFLOW} must follow GitHub's schema")
     assert steps(load_workflow()), "the workflow has no steps"
 
 

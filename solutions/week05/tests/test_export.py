@@ -1,7 +1,5 @@
 """Visible component tests of week 5: batch scoring, ONNX parity, the image and compose files."""
 
-import subprocess
-
 import httpx
 import numpy as np
 import pandas as pd
@@ -22,10 +20,10 @@ from conftest import (
     serve_env,
     start_server,
     stop_server,
-    tool,
     wait_ready,
 )
 
+from autograder.testkit import hadolint
 from mlpipe import export
 
 #: Fixtures start MLflow stores and servers; the first test to use one waits for it.
@@ -86,8 +84,7 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck_and_passes_hadoli
     )
     checks = [args for word, args in instructions if word == "HEALTHCHECK"]
     assert checks and "/health" in checks[-1], "add a HEALTHCHECK that asks /health"
-    proc = subprocess.run([tool("hadolint"), str(DOCKERFILE)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    hadolint(DOCKERFILE)
 
 
 @pytest.mark.points(2)

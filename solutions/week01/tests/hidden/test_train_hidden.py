@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_mlpipe
 
+from autograder.testkit import assert_ran, run_mlpipe
 from mlpipe import train
 from mlpipe.config import TrainParams
 
@@ -49,14 +49,14 @@ def test_metadata_records_lineage(tmp_path):
 
 @pytest.mark.points(2)
 @pytest.mark.task(4)
-def test_training_reproduces_across_processes(tmp_path, params_file):
-    fingerprints = []
-    for name in ("a", "b"):
-        proc = run_mlpipe(
-            "train", "--params", str(params_file), "--out", str(tmp_path / name), cwd=tmp_path
-        )
-        assert proc.returncode == 0, proc.stderr
-        fingerprints.append(json.loads((tmp_path / name / train.METADATA_FILE).read_text()))
+def test_training_reproduces_across_processes(tmp_path, trained_by_cli):
+    first, out = trained_by_cli  # one process; the second runs here, with the same params
+    assert_ran(first)
+    fingerprints = [json.loads((out / train.METADATA_FILE).read_text())]
+    params = out.parent / "params.yaml"
+    proc = run_mlpipe("train", "--params", str(params), "--out", str(tmp_path / "b"), cwd=tmp_path)
+    assert_ran(proc)
+    fingerprints.append(json.loads((tmp_path / "b" / train.METADATA_FILE).read_text()))
     assert fingerprints[0]["model_fingerprint"] == fingerprints[1]["model_fingerprint"]
     assert fingerprints[0]["metrics"] == fingerprints[1]["metrics"]
     other = train.train(TrainParams(seed=7), tmp_path / "c")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import model_fingerprint, run, stages_run, stopped_by
 
+from autograder.testkit import assert_failed, assert_ran
 from mlpipe import data, validate
 from mlpipe.config import PrepareParams
 
@@ -82,7 +83,7 @@ def test_bad_raw_data_stops_dvc_before_training(repo):
     lines[5] = ",".join(["", *lines[5].split(",")[1:]])  # an empty measurement
     raw.write_text("\n".join(lines) + "\n")
     proc = run("dvc", "repro", cwd=repo, check=False)
-    assert proc.returncode != 0
+    assert_failed(proc, cwd=repo, hint="validation must stop the pipeline")
     assert "missing_values" in proc.stdout + proc.stderr
     assert "train" not in stages_run(proc.stdout)
     meta = json.loads((repo / "models/iris-classifier/metadata.json").read_text())
@@ -116,10 +117,12 @@ def test_params_typo_and_unparsable_data_are_one_sentence(repo):
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("max_drift:", "max_drfit:"))
     proc = run("mlpipe", "validate", "--params", "params.yaml", cwd=repo, check=False)
+    assert_ran(proc, 2, cwd=repo)
     assert proc.returncode == 2 and "did you mean 'max_drift'" in proc.stderr
     assert "Traceback" not in proc.stderr
     (repo / "bad.csv").write_text("a;b;c\n1;2;3\n")
     proc = run("mlpipe", "prepare", "--raw", "bad.csv", "--out", "out.csv", cwd=repo, check=False)
+    assert_ran(proc, 2, cwd=repo)
     assert proc.returncode == 2 and "bad.csv" in proc.stderr and "Traceback" not in proc.stderr
     assert not (repo / "out.csv").exists()
 

@@ -8,6 +8,7 @@ import mlflow
 import pytest
 from conftest import MODEL, N_TRIALS, iris_frame, run_tune, write_project
 
+from autograder.testkit import assert_ran
 from mlpipe import track
 from mlpipe.config import TrackParams, TrainParams
 
@@ -86,7 +87,7 @@ def test_tune_logs_the_model_in_the_best_trial_only(tuned):
 def test_tune_against_a_real_mlflow_server(tmp_path, mlflow_server):
     write_project(tmp_path / "project")
     proc = run_tune(tmp_path / "project", tracking_uri=mlflow_server)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_ran(proc, cwd=tmp_path / "project")
     assert not (tmp_path / "project" / "mlflow.db").exists(), "runs went to SQLite, not the server"
     client = mlflow.MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     runs = client.search_runs([client.get_experiment_by_name("iris").experiment_id])

@@ -28,6 +28,7 @@ from conftest import (
 )
 from mutants import EQUIVALENT, MUTANTS
 
+from autograder.testkit import assert_ran
 from mlpipe import gates, track, train
 from mlpipe.config import GateParams, TrackParams, TrainParams
 
@@ -161,7 +162,7 @@ def test_first_promotion_without_a_champion(tmp_path, registry_template, capsys)
     home = make_registry(tmp_path, registry_template, challenger=GOOD)
     write_project(home)
     proc = gate_here(home, "--promote", "--report", "reports/gates.json", capsys=capsys)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc)
     assert aliases(home) == {"champion": GOOD, "challenger": GOOD}
     report = json.loads((home / "reports/gates.json").read_text())
     versus = [c for c in report["checks"] if c["name"] == "versus_champion"]
@@ -175,7 +176,7 @@ def test_gate_without_promote_reports_and_changes_nothing(tmp_path, registry_tem
     home = make_registry(tmp_path, registry_template, champion=GOOD, challenger=WEAK)
     write_project(home, min_accuracy=0.5, min_f1_macro=0.5, tolerance=0.5, min_improvement=-0.5)
     proc = gate_here(home, "--report", "gates.json", capsys=capsys)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc)
     assert aliases(home) == {"champion": GOOD, "challenger": WEAK}
     assert "gate.allowed" not in client_of(home).get_model_version(MODEL, WEAK).tags
     assert json.loads((home / "gates.json").read_text())["allowed"] is True
@@ -188,7 +189,7 @@ def test_no_challenger_is_one_sentence_and_exit_2(tmp_path, registry_template, c
     home = make_registry(tmp_path, registry_template, champion=GOOD)
     write_project(home)
     proc = gate_here(home, "--promote", "--report", "gates.json", capsys=capsys)
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc, 2)
     assert "challenger" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()[-1]) > 20
     assert not (home / "gates.json").exists()
@@ -201,14 +202,16 @@ def test_no_challenger_is_one_sentence_and_exit_2(tmp_path, registry_template, c
 def test_bad_configuration_is_one_sentence_and_exit_2(tmp_path, capsys):
     write_project(tmp_path)
     proc = gate_here(tmp_path, "--promote", tracking_uri="http://127.0.0.1:9", capsys=capsys)
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert_ran(proc, 2)
     assert "Cannot reach the MLflow tracking server" in proc.stderr
     assert "Traceback" not in proc.stderr
     write_project(tmp_path / "typo", min_acuracy=0.9)
     proc = run_gate(tmp_path / "typo")
+    assert_ran(proc, 2)
     assert proc.returncode == 2 and "did you mean 'min_accuracy'" in proc.stderr, proc.stderr
     write_project(tmp_path / "typed", tolerance="small")
     proc = run_gate(tmp_path / "typed")
+    assert_ran(proc, 2)
     assert proc.returncode == 2 and "gates.tolerance must be float" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     for folder in ("typo", "typed"):
