@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[int, tuple[str, ...]]] = {
     "make check": (2, CHECK_1),  # WEEK defaults to 1
     "make check WEEK=1": (2, CHECK_1),
     ".venv/bin/course check 1": (1, CHECK_1),
+    ".venv/bin/course check 1 --task 3": (1, ("Week 1, task 3", "visible score: 0 / 7")),
     "make test": (2, ("still failing in week(s): " + " ".join(map(str, WEEKS)),)),
     ".venv/bin/course grade . --week 1 --out grades": (0, ("hidden tests were not available",)),
     "make lab": (0, ()),  # started, answers on its port, stopped: see _run_lab

@@ -167,7 +167,7 @@ def test_evaluate_returns_the_documented_metrics():
     # Known predictions: 4 setosa right, versicolor 1 of 2 right, virginica 2 of 2 right.
     y = pd.Series(["setosa"] * 4 + ["versicolor"] * 2 + ["virginica"] * 2)
     pred = ["setosa"] * 4 + ["versicolor", "virginica", "virginica", "virginica"]
-    f1 = train.evaluate(_Predicts(pred), None, y)["f1_macro"]
+    f1 = train.evaluate(_Predicts(pred), X_test.iloc[:8], y)["f1_macro"]
     assert f1 == pytest.approx(0.8222, abs=1e-4), (
         f"evaluate(): f1_macro is {f1:.4f} for 8 known predictions, expected 0.8222: macro F1 "
         "is the plain mean of the per-class F1 scores, each class counting the same "
