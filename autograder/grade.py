@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import warnings
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -55,7 +54,6 @@ from autograder.config import (
 from autograder.report import (
     Report,
     TestResult,
-    clip,
     read_reports,
     write_class_csv,
     write_gradescope,
@@ -120,21 +118,6 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
 # --- shared with ``course check`` ------------------------------------------------------
 
 
-def cell_errors(cells: list[dict]) -> dict[str, dict]:
-    """Map the grade id of each nbgrader cell that raised to its last error output.
-
-    The last one, because on a timeout nbgrader appends its ``CellTimeoutError``
-    after the ``KeyboardInterrupt`` that stopped the cell.
-    """
-    errors = {}
-    for cell in cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        outs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if grade_id and outs:
-            errors[grade_id] = outs[-1]
-    return errors
-
-
 def pytest_env(home: Path) -> dict[str, str]:
     """Environment of a pytest run over a student's code: scratch home, no stray options."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
@@ -145,7 +128,7 @@ def pytest_env(home: Path) -> dict[str, str]:
 
 
 def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[str]:
-    """A pytest command that imports ``labs``' mlpipe and reports to ``run_dir/results.xml``.
+    """A pytest command over ``tests`` that imports ``labs``' mlpipe (``course check``'s).
 
     It writes ``run_dir/pytest.ini`` so that no configuration of the submission applies.
     """
@@ -153,28 +136,7 @@ def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[
     return [
         sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(run_dir / "pytest.ini"),
         "--rootdir", str(tests.parent), "-p", "no:cacheprovider", "-p", TESTKIT, *extra,
-        f"--junitxml={run_dir / 'results.xml'}", "-o", "junit_family=xunit1",
     ]  # fmt: skip
-
-
-def _junit_results(xml_path: Path) -> dict[str, tuple[str, str]]:
-    """Map ``path.py::test`` to ``(status, output)`` from a JUnit XML file."""
-    results: dict[str, tuple[str, str]] = {}
-    if not xml_path.is_file():
-        return results
-    for case in ET.parse(xml_path).getroot().iter("testcase"):
-        module = case.get("classname", "").split(".")
-        # classname is tests.sub.module (plus a class name for tests in classes).
-        rel = "/".join(module[1:]) + ".py"
-        name = f"{rel}::{case.get('name')}"
-        status, output = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                status = {"failure": "failed", "error": "error", "skipped": "failed"}[child.tag]
-                output = clip(f"{child.get('message', '')}\n{child.text or ''}")
-                break
-        results[name] = (status, output)
-    return results
 
 
 # --- planning ------------------------------------------------------------------------------
