@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,9 +44,10 @@ from autograder.config import (
     MAX_OUTPUT,
     NO_TELEMETRY,
     REPO_ROOT,
+    TESTKIT,
     get_week,
+    pytest_ini,
 )
-from autograder.grade import pytest_command, pytest_env
 from autograder.report import TestResult
 from autograder.sources import GradedItem, notebook_items, pytest_items, task_of
 
@@ -407,6 +409,27 @@ def _test_row(item: GradedItem, status: str, text: str, week: int) -> Row:
     reason = _reason(status, text, week)
     status = "timeout" if _TIMEOUT.search(text) else status
     return Row(item.name, "pytest", 0, item.points, status, reason, details=text)
+
+
+def pytest_env(home: Path) -> dict[str, str]:
+    """Environment of a pytest run over a student's code: scratch home, no stray options."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
+    env.update(
+        NO_TELEMETRY, HOME=str(home), MLPIPE_HOME=str(home), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"
+    )
+    return env
+
+
+def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[str]:
+    """A pytest command over ``tests`` that imports ``labs``' mlpipe (``course check``'s).
+
+    It writes ``run_dir/pytest.ini`` so that no configuration of the submission applies.
+    """
+    (run_dir / "pytest.ini").write_text(pytest_ini(labs), encoding="utf-8")
+    return [
+        sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(run_dir / "pytest.ini"),
+        "--rootdir", str(tests.parent), "-p", "no:cacheprovider", "-p", TESTKIT, *extra,
+    ]  # fmt: skip
 
 
 def _start_pytest(p: Plan, work: Path, test_timeout: float, children: Children) -> subprocess.Popen:

@@ -44,12 +44,10 @@ from autograder.config import (
     NO_TELEMETRY,
     REPO_ROOT,
     SOLUTIONS,
-    TESTKIT,
     VCS_DIR,
     WEEKS,
     Week,
     get_week,
-    pytest_ini,
 )
 from autograder.report import (
     Report,
@@ -113,30 +111,6 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
         seen[sid] = path
         subs.append(Submission(path.resolve(), sid))
     return subs
-
-
-# --- shared with ``course check`` ------------------------------------------------------
-
-
-def pytest_env(home: Path) -> dict[str, str]:
-    """Environment of a pytest run over a student's code: scratch home, no stray options."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
-    env.update(
-        NO_TELEMETRY, HOME=str(home), MLPIPE_HOME=str(home), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"
-    )
-    return env
-
-
-def pytest_command(tests: Path, labs: Path, run_dir: Path, *extra: str) -> list[str]:
-    """A pytest command over ``tests`` that imports ``labs``' mlpipe (``course check``'s).
-
-    It writes ``run_dir/pytest.ini`` so that no configuration of the submission applies.
-    """
-    (run_dir / "pytest.ini").write_text(pytest_ini(labs), encoding="utf-8")
-    return [
-        sys.executable, "-m", "pytest", str(tests), "-q", "-c", str(run_dir / "pytest.ini"),
-        "--rootdir", str(tests.parent), "-p", "no:cacheprovider", "-p", TESTKIT, *extra,
-    ]  # fmt: skip
 
 
 # --- planning ------------------------------------------------------------------------------
