@@ -579,10 +579,19 @@ def prometheus_text(summary: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class MonitorResult:
-    """A finished run: its summary and the files written."""
+    """A finished run.
+
+    Attributes:
+        summary: What it found.
+        files: The files written, ``drift.html`` first.
+        report: Evidently's drift snapshot (a notebook shows it as is).
+        window: The rows judged.
+    """
 
     summary: MonitorSummary
     files: list[Path]
+    report: Any
+    window: pd.DataFrame
 
 
 def _json_safe(value: Any) -> Any:
@@ -646,4 +655,4 @@ def monitor(
     data = _json_safe(summary.to_dict())
     files.append(write_json(out / SUMMARY_FILE, data))
     files.append(write_text_atomic(out / PROM_FILE, prometheus_text(data)))
-    return MonitorResult(summary, files)
+    return MonitorResult(summary, files, snapshot, window)
