@@ -178,9 +178,66 @@ def _record_problem(record: Any, features: list[str], keys: set[str]) -> str | N
     bad = [f for f in features if type(inputs[f]) not in (int, float)]
     if bad:
         return f"has a value that is not a number in {', '.join(bad)}"
+    bad = [f for f in features if not math.isfinite(inputs[f])]
+    if bad:
+        return f"has a value that is not finite in {', '.join(bad)}"
     if type(record["output"]) is not str or type(record["time"]) is not str:
         return "has an 'output' or 'time' that is not a string"
     return None
+
+
+def fast_frame(data: bytes, lines: int, features: list[str]) -> pd.DataFrame | None:
+    """The frame of a log of ``lines`` well-formed records, read by pyarrow's JSON reader.
+
+    About three times faster than ``json.loads`` line by line, it returns ``None``
+    whenever anything is unusual (a line that is not a record of exactly week 5's
+    keys and types, a missing or non-finite value, a blank line), and only then: a
+    line-by-line reader then finds the problem and names its line.
+
+    Args:
+        data: The log's complete lines (UTF-8 bytes).
+        lines: How many lines ``data`` holds.
+        features: The reference schema's features.
+
+    Returns:
+        The frame :func:`read_log` returns, or ``None``.
+    """
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    text = pa.string()
+    schema = pa.schema(
+        [
+            ("request_id", text),
+            ("time", text),
+            ("model_name", text),
+            ("model_version", text),
+            ("inputs", pa.struct([(f, pa.float64()) for f in features])),
+            ("output", text),
+            ("latency_ms", pa.float64()),
+        ]
+    )
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    try:
+        table = pj.read_json(pa.py_buffer(data), parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows != lines:
+        return None
+    inputs = table.column("inputs").combine_chunks()
+    required = [table.column(k) for k in ("request_id", "time", "model_version", "output")]
+    if inputs.null_count or any(c.null_count for c in required):
+        return None
+    columns: dict[str, Any] = {}
+    for f in features:
+        values = inputs.field(f)
+        columns[f] = values.to_numpy(zero_copy_only=False) if not values.null_count else None
+        if columns[f] is None or not np.isfinite(columns[f]).all():
+            return None
+    columns[PREDICTION] = table.column("output").to_pylist()
+    for key in ("time", "request_id", "model_version"):
+        columns[key] = table.column(key).to_pylist()
+    return pd.DataFrame(columns)
 
 
 def read_log(path: str | Path, features: list[str], schema_path: str | Path = "schema") -> LogData:
@@ -201,6 +258,9 @@ def read_log(path: str | Path, features: list[str], schema_path: str | Path = "s
         The records as a :class:`LogData` (frame columns: ``features``, then
         ``prediction``, ``time``, ``request_id``, ``model_version``).
 
+    A well-formed log is read by :func:`fast_frame` (given); when it returns
+    ``None``, :func:`records_frame` reads it line by line and names the bad line.
+
     Raises:
         MonitorError: In one sentence: ``The inference log <path> does not exist
             ...``; ``... is empty ...``; ``Line <n> of the inference log <path> is not
@@ -210,6 +270,28 @@ def read_log(path: str | Path, features: list[str], schema_path: str | Path = "s
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.monitor.read_log")
+
+
+def records_frame(
+    path: Path, data: bytes, features: list[str], schema_path: str | Path
+) -> pd.DataFrame:
+    """The frame of a log's complete lines, parsed with ``json``; the first bad line is named.
+
+    Args:
+        path: The log file (named in the messages).
+        data: Its complete lines (a torn last line already cut off).
+        features: The reference schema's features.
+        schema_path: The schema file (named when the columns differ).
+
+    Returns:
+        The frame :func:`read_log` returns.
+
+    Raises:
+        MonitorError: As :func:`read_log` says; a record's problems are worded by
+            ``_record_problem``.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError("mlpipe.monitor.records_frame")
 
 
 def parse_since(text: str) -> datetime:

@@ -239,6 +239,39 @@ def test_a_torn_last_line_is_skipped_and_counted(logs, tmp_path):
     assert monitor.read_log(complete, FEATURES).lines == ROWS + 1
 
 
+def test_the_fast_reader_gives_the_frame_of_the_line_by_line_one(logs, tmp_path):
+    raw = logs["normal"].read_bytes()
+    fast = monitor.fast_frame(raw, ROWS, FEATURES)
+    assert fast is not None
+    slow = monitor.records_frame(logs["normal"], raw, FEATURES, "schema")
+    pd.testing.assert_frame_equal(fast, slow)
+    # a key week 5 does not write: the fast reader declines, the line-by-line one reads it
+    extra = raw.replace(b'{"request_id"', b'{"client":"x","request_id"')
+    assert monitor.fast_frame(extra, ROWS, FEATURES) is None
+    log = tmp_path / "extra.jsonl"
+    log.write_bytes(extra)
+    pd.testing.assert_frame_equal(monitor.read_log(log, FEATURES).frame, slow)
+    record = json.loads(raw.split(b"\n", 1)[0])
+    missing = {
+        **record,
+        "inputs": {k: v for k, v in record["inputs"].items() if k != "petal_width"},
+    }
+    text = {**record, "inputs": {**record["inputs"], "sepal_length": "5.1"}}
+    nan = {**record, "inputs": {**record["inputs"], "sepal_width": float("nan")}}
+    for bad, problem in [
+        (missing, "has the inputs sepal_length, sepal_width, petal_length, not"),
+        (text, "has a value that is not a number in sepal_length"),
+        (nan, "has a value that is not finite in sepal_width"),
+        (None, "is not a JSON object"),
+    ]:
+        data = raw + json.dumps(bad).encode() + b"\n"
+        assert monitor.fast_frame(data, ROWS + 1, FEATURES) is None, problem
+        log.write_bytes(data)
+        with pytest.raises(monitor.MonitorError) as caught:
+            monitor.read_log(log, FEATURES)
+        assert str(caught.value).startswith(f"Line {ROWS + 1} of the inference log {log} {problem}")
+
+
 def test_the_window_is_the_latest_rows_since_a_time():
     frame = pd.DataFrame(
         {
