@@ -275,7 +275,10 @@ def read_log(path: str | Path, features: list[str], schema_path: str | Path = "s
             f"The inference log {path} does not exist; serve some predictions first "
             "(week 5) or pass --log."
         )
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise MonitorError(f"The inference log {path} cannot be read ({err.strerror}).") from None
     end = data.rfind(b"\n") + 1
     torn = 0
     if data[end:].strip():  # a last line without its newline: whole, or cut short

@@ -221,7 +221,7 @@ def test_ground_truth_adds_the_classification_quality(project, logs, model, tmp_
 # --- reading the log, the window ---------------------------------------------------------------------
 
 
-def test_a_torn_last_line_is_skipped_and_counted(logs, tmp_path):
+def test_a_torn_last_line_is_skipped_and_counted(logs, tmp_path, monkeypatch):
     log = tmp_path / "torn.jsonl"
     text = logs["normal"].read_text()
     log.write_text(text + text.splitlines()[0][:37])
@@ -234,6 +234,14 @@ def test_a_torn_last_line_is_skipped_and_counted(logs, tmp_path):
         "request_id",
         "model_version",
     ]
+    with monkeypatch.context() as patch:
+
+        def denied(self):
+            raise PermissionError(13, "Permission denied")
+
+        patch.setattr(Path, "read_bytes", denied)
+        with pytest.raises(monitor.MonitorError, match="cannot be read .Permission denied.\\.$"):
+            monitor.read_log(log, FEATURES)
     complete = tmp_path / "complete.jsonl"
     complete.write_text(text + text.splitlines()[0])  # no newline, but a whole record
     assert monitor.read_log(complete, FEATURES).lines == ROWS + 1
