@@ -95,10 +95,11 @@ def _build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--data", default="data/processed/iris.csv", help="rows for the parity")
     onnx.add_argument("--out", default="models/model.onnx", help="ONNX file to write")
     # Week 6: relative defaults are inside the project folder (MLPIPE_HOME, else here).
-    watch = stage(
-        "monitor", "drift of the inference log against the training data; --check: exit 1 on drift"
+    monitor_help = "drift of the inference log against the training data; --check: exit 1 on drift"
+    watch = stages.add_parser("monitor", help=monitor_help, description=monitor_help)
+    watch.add_argument(
+        "--params", default=None, help="params.yaml to read (default: params.yaml, else built-in)"
     )
-    watch.description += " (--params default: params.yaml when it exists, else built-in)"
     watch.add_argument("--log", default=None, help="inference log (default: logs/inference.jsonl)")
     watch.add_argument(
         "--reference", default=None, help="training data (default: data/processed/iris.csv)"
@@ -321,7 +322,11 @@ def _run_monitor(args: argparse.Namespace) -> int:
     )
     print(f"reports in {result.files[0].parent}")
     if args.check and monitor.policy_breached(summary):
-        print("policy breached: the monitored data drifted", file=sys.stderr)
+        print(
+            f"policy breached: {summary.drift_share:.0%} of the features drifted "
+            f"(monitor.max_drift_share {summary.max_drift_share:g})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
