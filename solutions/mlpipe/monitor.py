@@ -287,7 +287,7 @@ def read_log(path: str | Path, features: list[str], schema_path: str | Path = "s
         except ValueError:
             data, torn = data[:end], 1
     count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-    if not data.strip():
+    if not data or data.isspace():
         detail = " but a torn last line" if torn else ""
         raise MonitorError(
             f"The inference log {path} is empty: it has no complete prediction{detail}."
