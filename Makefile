@@ -31,7 +31,7 @@ export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
 .PHONY: help install demo test test-slow test-all lint format lab check release release-check lock \
-	clean bench-grade bench-serve bench-validate bench-check
+	clean bench-grade bench-serve bench-validate bench-check bench-monitor
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -101,6 +101,9 @@ bench-validate: $(STAMP) ## validation benchmark: time and peak memory of `mlpip
 
 bench-check: $(STAMP) ## `course check` benchmark: time to the first row and total, per week, on the reference
 	$(BIN)/python benchmarks/check.py $(BENCH_ARGS)
+
+bench-monitor: $(STAMP) ## monitoring benchmark: `mlpipe monitor` on a 100,000-line log against a plain Evidently run
+	$(BIN)/python benchmarks/monitor.py $(BENCH_ARGS)
 
 lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_ARGS=--upgrade: newest)
 	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \

@@ -278,3 +278,41 @@ class GateParams:
             value = getattr(self, name)
             if value <= 0:
                 raise ParamsError(f"gates.{name} must be greater than 0, got {value}.")
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """The drift policy of the monitor (week 6, section ``monitor``).
+
+    Attributes:
+        max_drift_share: Share of the features that must drift for the data set
+            to count as drifted (Evidently's dataset-drift rule: drifted when
+            ``drift_share >= max_drift_share``); ``monitor --check`` then exits 1.
+        min_rows: Fewest rows a window needs before drift is judged at all; a
+            smaller window is an error, never a silent pass.
+        last: Rows in the window: the latest ``last`` predictions of the log
+            (``--last`` overrides it; with ``--since`` alone, every row since then).
+        drift_threshold: p-value below which a column's test (K-S for the
+            features, chi-square for the served labels) says it drifted.
+    """
+
+    max_drift_share: float = 0.5
+    min_rows: int = 50
+    last: int = 500
+    drift_threshold: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_drift_share <= 1.0:
+            raise ParamsError(
+                f"monitor.max_drift_share must be above 0 and at most 1, got {self.max_drift_share}."
+            )
+        if not 0.0 < self.drift_threshold < 1.0:
+            raise ParamsError(
+                f"monitor.drift_threshold must be between 0 and 1, got {self.drift_threshold}."
+            )
+        if self.min_rows < 1:
+            raise ParamsError(f"monitor.min_rows must be at least 1, got {self.min_rows}.")
+        if self.last < self.min_rows:
+            raise ParamsError(
+                f"monitor.last ({self.last}) must be at least monitor.min_rows ({self.min_rows})."
+            )

@@ -17,7 +17,9 @@
   with one ``os.write`` on an ``O_APPEND`` descriptor, so a line is never half-written;
   a prediction that cannot be logged is not served (503, and ``/ready`` is 503) unless
   ``log_required`` is off;
-* ``GET /metrics`` exposes request counts, latencies and prediction counts to Prometheus.
+* ``GET /metrics`` exposes request counts, latencies and prediction counts to Prometheus,
+  and the gauges of week 6's latest monitoring summary (read from ``summary.json`` at
+  each scrape, when it exists).
 
 The model comes from the MLflow registry by alias (``champion`` by default). A model
 or alias that does not exist, or a store that cannot be reached, stops the start-up
@@ -67,6 +69,8 @@ logger = logging.getLogger("mlpipe.serve")
 
 #: Where the inference log goes, inside the project folder.
 LOG_FILE = Path("logs") / "inference.jsonl"
+#: Week 6's latest monitoring summary, inside the project folder (``python -m mlpipe monitor``).
+SUMMARY_FILE = Path("reports") / "monitoring" / "summary.json"
 #: Paths that get their own label in the request metrics; anything else is ``other``.
 ENDPOINTS = ("/health", "/ready", "/metadata", "/predict", "/predict/batch", "/metrics")
 #: Python types of the MLflow signature's column types.
@@ -138,6 +142,8 @@ class Settings(BaseSettings):
         params_file: The ``params.yaml`` whose ``validate`` section gives the valid
             range of the features; ``None`` is ``<project>/params.yaml`` when it
             exists, else week 2's defaults.
+        monitor_summary: Week 6's monitoring summary, whose gauges ``/metrics``
+            publishes while the file exists.
     """
 
     model_config = SettingsConfigDict(env_prefix="MLPIPE_SERVE_", protected_namespaces=())
@@ -151,6 +157,7 @@ class Settings(BaseSettings):
     onnx: bool = True
     log_required: bool = True
     params_file: Path | None = None
+    monitor_summary: Path = Field(default_factory=lambda: project_dir() / SUMMARY_FILE)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -636,11 +643,50 @@ class InferenceLog:
 # --- metrics --------------------------------------------------------------------------------------
 
 
-class Metrics:
-    """The app's Prometheus metrics, in a registry of its own (one per app)."""
+class SummaryCollector:
+    """Week 6's monitoring gauges, read from the summary file at each scrape.
 
-    def __init__(self, ref: ModelRef) -> None:
+    No file, or one that is not a summary, publishes nothing (the latter is logged);
+    the gauges themselves are :func:`mlpipe.monitor.summary_metrics`' (no Evidently).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> list[Any]:
+        """Nothing to declare up front (the registry then never reads the file early)."""
+        return []
+
+    def collect(self) -> list[Any]:
+        """The summary's gauges, or none."""
+        try:
+            summary = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as err:
+            logger.warning("monitoring summary %s not published: %s", self.path, err)
+            return []
+        from mlpipe.monitor import summary_metrics
+
+        try:
+            return summary_metrics(summary)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            logger.warning("monitoring summary %s not published: %r", self.path, err)
+            return []
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (one per app).
+
+    Args:
+        ref: The model served.
+        summary: Week 6's monitoring summary file (``None``: no monitoring gauges).
+    """
+
+    def __init__(self, ref: ModelRef, summary: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        if summary is not None:
+            self.registry.register(SummaryCollector(summary))
         self.requests = Counter(
             "mlpipe_http_requests",
             "HTTP requests answered, by method, endpoint and status code.",
@@ -867,7 +913,7 @@ class ServeState:
         self.error: str | None = None
         self.loaded = threading.Event()
         self.log = InferenceLog(settings.inference_log)
-        self.metrics = Metrics(ref)
+        self.metrics = Metrics(ref, settings.monitor_summary)
 
     def load(self) -> None:
         """Load the model (run in a background thread); record a failure's reason."""

@@ -6,6 +6,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     tune                                                     (week 3)
     gate [--promote]                                         (week 4)
     serve, score, export-onnx                                (week 5)
+    monitor [--check]                                        (week 6)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from mlpipe.config import (
+    MonitorParams,
     ParamsError,
     PrepareParams,
     TrackParams,
@@ -27,6 +29,7 @@ from mlpipe.config import (
     load_params,
     load_train_params,
     models_dir,
+    project_dir,
 )
 from mlpipe.files import write_json
 
@@ -91,6 +94,26 @@ def _build_parser() -> argparse.ArgumentParser:
     onnx = stages.add_parser("export-onnx", help="export the registered model to ONNX (parity)")
     onnx.add_argument("--data", default="data/processed/iris.csv", help="rows for the parity")
     onnx.add_argument("--out", default="models/model.onnx", help="ONNX file to write")
+    # Week 6: relative defaults are inside the project folder (MLPIPE_HOME, else here).
+    monitor_help = "drift of the inference log against the training data; --check: exit 1 on drift"
+    watch = stages.add_parser("monitor", help=monitor_help, description=monitor_help)
+    watch.add_argument(
+        "--params", default=None, help="params.yaml to read (default: params.yaml, else built-in)"
+    )
+    watch.add_argument("--log", default=None, help="inference log (default: logs/inference.jsonl)")
+    watch.add_argument(
+        "--reference", default=None, help="training data (default: data/processed/iris.csv)"
+    )
+    watch.add_argument(
+        "--schema", default=None, help="reference schema (default: data/schema.json)"
+    )
+    watch.add_argument("--labels", default=None, help="CSV of request_id,species: quality too")
+    watch.add_argument("--since", default=None, help="only predictions at or after this ISO time")
+    watch.add_argument(
+        "--last", type=int, default=None, help="the latest N predictions (default: monitor.last)"
+    )
+    watch.add_argument("--out", default=None, help="output folder (default: reports/monitoring)")
+    watch.add_argument("--check", action="store_true", help="exit 1 when the policy is breached")
     return parser
 
 
@@ -259,6 +282,55 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_project(value: str | None, default: str) -> str:
+    """A path given on the command line as is; a default inside the project folder."""
+    return value if value is not None else str(project_dir() / default)
+
+
+def _run_monitor(args: argparse.Namespace) -> int:
+    from mlpipe import monitor
+
+    params_file = args.params
+    if params_file is None and (project_dir() / "params.yaml").is_file():
+        params_file = project_dir() / "params.yaml"
+    params = load_params(params_file, "monitor", MonitorParams)
+    result = monitor.monitor(
+        log=_in_project(args.log, "logs/inference.jsonl"),
+        reference=_in_project(args.reference, "data/processed/iris.csv"),
+        schema=_in_project(args.schema, "data/schema.json"),
+        out=_in_project(args.out, "reports/monitoring"),
+        params=params,
+        labels=args.labels,
+        since=args.since,
+        last=args.last,
+    )
+    summary = result.summary
+    torn = f", {summary.torn_lines} torn last line skipped" if summary.torn_lines else ""
+    print(f"{summary.rows} predictions from {summary.window_start} to {summary.window_end}{torn}")
+    for name, test in [*summary.features.items(), (monitor.PREDICTION, summary.prediction)]:
+        state = "DRIFT" if test.drifted else "ok   "
+        print(f"  {state} {name}: {test.test} p-value {test.score:.3g}")
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in summary.prediction_share.items())
+    print(f"  predictions: {shares}")
+    if summary.accuracy is not None:
+        print(f"  accuracy {summary.accuracy:.4f} on {summary.labelled_rows} labelled rows")
+    elif args.labels is not None:
+        print(f"  no prediction of the window has a label in {args.labels}")
+    print(
+        f"drift share {summary.drift_share:.2f} (policy: drifted at {summary.max_drift_share:.2f}): "
+        f"{'drift detected' if summary.drift_detected else 'no drift'}"
+    )
+    print(f"reports in {result.files[0].parent}")
+    if args.check and monitor.policy_breached(summary):
+        print(
+            f"policy breached: {summary.drift_share:.0%} of the features drifted "
+            f"(monitor.max_drift_share {summary.max_drift_share:g})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 STAGES = {
     "fetch": _run_fetch,
     "prepare": _run_prepare,
@@ -271,6 +343,7 @@ STAGES = {
     "serve": _run_serve,
     "score": _run_score,
     "export-onnx": _run_export_onnx,
+    "monitor": _run_monitor,
 }
 
 
@@ -282,6 +355,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.validate", "ValidationError"),
         ("mlpipe.track", "TrackingError"),
         ("mlpipe.serve", "ServeError"),
+        ("mlpipe.monitor", "MonitorError"),
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

@@ -179,3 +179,93 @@ def test_batch_log_lines_are_what_log_records_and_write_would_write(tmp_path, ch
         line["time"] = parsed[0]["time"]
     assert parsed == expected
     assert [list(line) for line in parsed] == [list(line) for line in expected]
+
+
+# --- week 6: the monitoring summary's gauges on /metrics --------------------------------------------
+
+
+def _summary() -> dict:
+    from mlpipe import monitor
+
+    test = monitor.ColumnDrift(0.001, "ks", True)
+    calm = monitor.ColumnDrift(0.8, "ks", False)
+    return monitor.MonitorSummary(
+        generated_at="2026-01-01T00:00:00+00:00",
+        timestamp=1767225600.0,
+        rows=500,
+        window_start="2026-01-01T00:00:00.000+00:00",
+        window_end="2026-01-01T00:10:00.000+00:00",
+        since=None,
+        last=500,
+        torn_lines=0,
+        features={"sepal_length": calm, "petal_length": test},
+        prediction=calm,
+        drift_share=0.5,
+        drift_detected=True,
+        max_drift_share=0.5,
+        drift_threshold=0.05,
+        prediction_share={"setosa": 0.25, "virginica": 0.75},
+    ).to_dict()
+
+
+def _gauges(text: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith(
+            ("mlpipe_drift", "mlpipe_monitor", "mlpipe_feature", "mlpipe_prediction_share")
+        )
+    }
+
+
+def test_metrics_publish_the_latest_monitoring_summary(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from mlpipe import monitor
+
+    ref = serve.ModelRef("m", "champion", "1", None, "unused", "unused", FEATURES)
+    monkeypatch.setattr(serve, "resolve_model", lambda settings: ref)
+    monkeypatch.setattr(serve, "load_model", lambda ref: None)
+    path = tmp_path / "reports" / "monitoring" / "summary.json"
+    settings = serve.Settings(inference_log=tmp_path / "log.jsonl", monitor_summary=path)
+    with TestClient(serve.create_app(settings)) as client:
+        assert _gauges(client.get("/metrics").text) == {}  # no summary yet
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(_summary()))
+        published = _gauges(client.get("/metrics").text)
+        assert published == _gauges(monitor.prometheus_text(_summary()))  # as mlpipe.prom has them
+        assert published[("mlpipe_drift_share", ())] == 0.5
+        assert published[("mlpipe_drift_detected", ())] == 1.0
+        assert published[("mlpipe_feature_drifted", (("feature", "petal_length"),))] == 1.0
+        assert published[("mlpipe_prediction_share", (("label", "virginica"),))] == 0.75
+        assert published[("mlpipe_monitor_last_run_timestamp_seconds", ())] == 1767225600.0
+        path.write_text("{not a summary")  # a broken file publishes nothing, /metrics still works
+        answer = client.get("/metrics")
+        assert answer.status_code == 200 and _gauges(answer.text) == {}
+        assert "mlpipe_http_requests_total" in answer.text
+
+
+def test_serving_reads_the_summary_without_evidently(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SOLUTIONS
+
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(_summary()))
+    code = (
+        "import sys; from pathlib import Path; from mlpipe import serve\n"
+        "ref = serve.ModelRef('m', 'champion', '1', None, 'u', 'u', (('x', 'double'),))\n"
+        f"text = serve.Metrics(ref, Path({str(path)!r})).exposition().decode()\n"
+        "assert 'mlpipe_drift_share 0.5' in text, text\n"
+        "assert 'evidently' not in sys.modules, 'serving imported evidently'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SOLUTIONS)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
