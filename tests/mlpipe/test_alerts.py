@@ -100,7 +100,7 @@ def test_the_rules_read_metrics_that_the_api_and_the_monitor_publish(rules, know
 def test_the_drift_rule_is_the_policy_of_params_yaml(rules):
     params = yaml.safe_load((SOLUTIONS / "params.yaml").read_text(encoding="utf-8"))
     policy = params.get("monitor", {}).get("max_drift_share", 0.5)  # the contract's default
-    assert rules["DataDriftDetected"]["expr"].strip() == f"mlpipe_drift_share > {policy}"
+    assert rules["DataDriftDetected"]["expr"].strip() == f"mlpipe_drift_share >= {policy}"
 
 
 def test_the_latency_rule_reads_the_p99_of_the_prediction_endpoints(rules):
