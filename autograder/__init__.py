@@ -8,8 +8,23 @@ Every CLI verb is one function here, so tests call the same code the CLI runs:
 * :func:`autograder.export.export_student` — ``course export-student``
 """
 
-__all__ = ["CourseError"]
+import sys
+
+__all__ = ["CourseError", "skip_iri_grammar"]
 
 
 class CourseError(Exception):
     """A problem the user can fix; the CLI prints the message as one sentence."""
+
+
+def skip_iri_grammar() -> None:
+    """Keep jsonschema from compiling rfc3987-syntax's IRI grammar in this process.
+
+    nbformat imports jsonschema, which imports ``rfc3987_syntax`` when it is installed
+    (jupyter-events asks for ``jsonschema[format-nongpl]``); that module builds 38 Lark
+    parsers at import, about 2.3 s of CPU, for the ``iri`` formats no notebook schema
+    uses. Marking it absent makes jsonschema skip those two format checkers, nothing
+    else. Call it first thing in an entry point; it changes nothing once jsonschema
+    is imported.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]

@@ -25,8 +25,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from autograder.config import (
     MAX_FILE,
@@ -36,6 +35,9 @@ from autograder.config import (
     SUITE_DIR,
     is_litter,
 )
+
+if TYPE_CHECKING:
+    import nbformat
 
 PYTEST_CONFIG = {"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 SITE_HOOKS = {"sitecustomize.py", "usercustomize.py"}
@@ -84,6 +86,8 @@ def read_notebook(path: Path, lab: str) -> tuple[nbformat.NotebookNode | None, s
         return None, f"{bad} (its JSON cannot be read)."
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         return None, f"{bad} (it has no list of cells)."
+    import nbformat
+
     try:
         nb = nbformat.reads(json.dumps(data), as_version=4)
         for cell in nb.cells:

@@ -38,7 +38,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import intake
+from autograder import intake, skip_iri_grammar
 from autograder.config import (
     COURSE_ID,
     KERNEL_NAME,
@@ -774,6 +774,7 @@ def _write(job: Job, result: dict) -> None:
 
 def main() -> int:
     """Read jobs from stdin (one JSON line each), answer each on stdout when done."""
+    skip_iri_grammar()
     reply = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # anything else printed goes to the log, not into the replies
     warnings.filterwarnings("ignore")

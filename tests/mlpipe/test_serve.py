@@ -32,6 +32,7 @@ def saved(tmp_path, model, X, example: bool) -> serve.ModelRef:
         path,
         signature=infer_signature(X.head(3), model.predict(X.head(3))),
         input_example=X.iloc[[0, 60, 120]] if example else None,
+        pip_requirements=["scikit-learn"],  # named: inferring them loads the model in a subprocess
     )
     features = tuple((c, "double") for c in X.columns)
     return serve.ModelRef("m", "champion", "1", None, str(path), "file:///unused", features)

@@ -102,7 +102,28 @@ def test_ints_are_accepted_for_floats(tmp_path):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m mlpipe ARGS`` in a fresh process (what a student types)."""
     return run_module("mlpipe", *args, cwd=cwd, pythonpath=SOLUTIONS)
+
+
+@pytest.fixture
+def cli_here(tmp_path, monkeypatch, capsys):
+    """``python -m mlpipe``'s ``main`` called in this process, in ``tmp_path``.
+
+    The refusals below exit before training: a fresh process per case would only
+    pay scikit-learn's import again. The tests marked "a real process" run the same
+    paths through ``python -m mlpipe``.
+    """
+    from mlpipe.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["mlpipe", *args], code, out.out, out.err)
+
+    return run
 
 
 def test_cli_trains_with_the_params_file(tmp_path):
@@ -117,9 +138,9 @@ def test_cli_trains_with_the_params_file(tmp_path):
     ("text", "needle"),
     [("train:\n  max_iters: 10\n", "max_iters"), ("train:\n  C: strong\n", "train.C")],
 )
-def test_cli_rejects_bad_params_without_traceback(tmp_path, text, needle):
+def test_cli_rejects_bad_params_without_traceback(tmp_path, cli_here, text, needle):
     (tmp_path / "params.yaml").write_text(text)
-    proc = _cli("train", "--params", "params.yaml", "--out", "m", cwd=tmp_path)
+    proc = cli_here("train", "--params", "params.yaml", "--out", "m")
     assert proc.returncode == 2
     assert needle in proc.stderr and proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
@@ -128,6 +149,7 @@ def test_cli_rejects_bad_params_without_traceback(tmp_path, text, needle):
 
 
 def test_cli_missing_params_file(tmp_path):
+    """A real process: the params refusals above end the same way outside pytest."""
     proc = _cli("train", "--params", "nope.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
@@ -194,13 +216,26 @@ def _processed(tmp_path: Path, row5: str | None = None, rows: int | None = None)
         "too-few-rows",
     ],
 )
-def test_cli_refuses_data_training_cannot_use_in_one_sentence(tmp_path, row5, rows, message):
+def test_cli_refuses_data_training_cannot_use_in_one_sentence(
+    tmp_path, cli_here, row5, rows, message
+):
     _processed(tmp_path, row5, rows)
     if rows == 5:  # 3 setosa, 2 versicolor: one test row cannot hold both labels
         lines = (tmp_path / "iris.csv").read_text().splitlines()
         lines[4:6] = [line.replace("setosa", "versicolor") for line in lines[4:6]]
         (tmp_path / "iris.csv").write_text("\n".join(lines) + "\n")
+    proc = cli_here("train", "--data", "iris.csv", "--out", "m")
+    _assert_refused(tmp_path, proc, message)
+
+
+def test_cli_refuses_bad_data_in_a_real_process(tmp_path):
+    _processed(tmp_path, "5.1,3.5,,0.2,setosa")
     proc = _cli("train", "--data", "iris.csv", "--out", "m", cwd=tmp_path)
+    _assert_refused(tmp_path, proc, "has no value in column petal_length, data row 5.")
+
+
+def _assert_refused(tmp_path: Path, proc: subprocess.CompletedProcess, message: str) -> None:
+    __tracebackhide__ = True
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and message in proc.stderr
     assert "Traceback" not in proc.stderr
