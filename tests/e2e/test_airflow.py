@@ -8,6 +8,7 @@ each test, no examples, the DAG file copied into a temporary DAGs folder. Never
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from conftest import SOLUTIONS, airflow_env, run_airflow
 
-from autograder.testkit import aliases, pipeline_env
+from autograder.testkit import aliases, iris_frame, pipeline_env
 
 pytestmark = pytest.mark.slow
 
@@ -189,3 +190,51 @@ def test_the_monitoring_dag_retrains_on_drift_and_stops_otherwise(airflow, tmp_p
     training = [r for r in found["all_runs"] if r["dag_id"] == "mlpipe_training"]
     assert len(training) == 1, found["all_runs"]  # only the breached policy triggered one
     assert training[0]["conf"] == {"reason": "drift"}
+
+
+def has_monitor() -> bool:
+    """Whether ``python -m mlpipe monitor`` exists (week 6, part A)."""
+    from mlpipe import __main__ as cli
+
+    return "monitor" in cli.STAGES
+
+
+def write_log(path: Path, rows: int, phase) -> None:
+    """An inference log of ``rows`` predictions in week 5's format, measured as ``phase``."""
+    import random
+
+    flowers = iris_frame().to_dict("records")
+    rng = random.Random(0)
+    with path.open("w", encoding="utf-8") as log:
+        for i in range(rows):
+            flower = rng.choice(flowers)
+            record = {
+                "request_id": f"r{i}",
+                "time": f"2026-12-01T10:{i // 60:02d}:{i % 60:02d}.000+00:00",
+                "model_name": MODEL,
+                "model_version": "1",
+                "inputs": phase.apply(flower),
+                "output": flower["species"],
+                "latency_ms": 1.0,
+            }
+            log.write(json.dumps(record) + "\n")
+
+
+def test_the_monitoring_dag_judges_a_drifted_log_and_triggers_training(airflow):
+    """The real ``python -m mlpipe monitor --check`` on a log of shifted flowers."""
+    if not has_monitor():
+        pytest.skip("python -m mlpipe monitor is week 6's part A, not merged into this branch yet.")
+    from mlpipe import simulate
+
+    run, project = airflow
+    (project / "data" / "processed").mkdir(parents=True, exist_ok=True)
+    iris_frame().to_csv(project / "data" / "processed" / "iris.csv", index=False)
+    (project / "logs").mkdir()
+    write_log(project / "logs" / "inference.jsonl", 200, simulate.SHIFT)
+    found = run("mlpipe_monitoring")
+    [result] = found["runs"]
+    assert result["state"] == "success", result
+    assert result["tasks"]["retrain"] == "success" and result["tasks"]["healthy"] == "skipped"
+    summary = json.loads((project / "reports" / "monitoring" / "summary.json").read_text())
+    assert summary["drift_detected"] is True and summary["rows"] == 200
+    assert [r["dag_id"] for r in found["all_runs"]].count("mlpipe_training") == 1
