@@ -238,7 +238,10 @@ def stack(tmp_path):
     binary("prometheus")
     project = tmp_path / "project"
     (project / "data" / "processed").mkdir(parents=True)
+    from mlpipe import validate
+
     iris_frame().to_csv(project / "data" / "processed" / "iris.csv", index=False)
+    validate.write_schema(iris_frame(), project / "data" / "schema.json")
     register_model(project)
     api_port, prom_port, text_port = free_port(), free_port(), free_port()
     env = pipeline_env(
