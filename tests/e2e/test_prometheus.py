@@ -73,6 +73,16 @@ def test_the_rules_pass_their_unit_tests():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_make_alerts_checks_the_students_files():
+    binary("promtool")
+    repo = SOLUTIONS.parent
+    proc = subprocess.run(
+        ["make", "-s", "alerts"], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
 def test_the_rule_tests_fail_when_a_threshold_is_wrong(tmp_path):
     """The unit tests can fail: drift at exactly the policy must fire (as the monitor says)."""
     shutil.copy(MONITORING / "alerts_test.yml", tmp_path)
