@@ -57,13 +57,13 @@ demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates +
 PYTEST_ARGS ?=
 
 test: $(STAMP) ## the fast tier (about 5 min): unit, component, both-ways and golden grading
-	$(PYTEST) -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
+	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
 
 test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, servers, a browser
 	-command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
 		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	-$(INSTALL_PROMETHEUS)
-	$(PYTEST) -n 2 --dist loadfile -m slow $(PYTEST_ARGS) tests
+	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m slow $(PYTEST_ARGS) tests
 
 test-all: test test-slow ## both tiers, as CI runs them
 

@@ -48,6 +48,25 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
 
 
+def alembic_head() -> str:
+    """The gradebook schema's newest alembic revision, read in this process.
+
+    nbgrader stamps every new gradebook with it, and finds it by running the
+    ``alembic heads`` command: a fresh Python importing alembic and nbgrader,
+    3 s of CPU for each ``course release`` and grading run. This reads the
+    same scripts with alembic's own API, in a fifth of a second.
+    """
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
+        head = ScriptDirectory.from_config(AlembicConfig(ini)).get_current_head()
+    if not head:
+        raise CourseError("nbgrader's gradebook migrations name no current revision.")
+    return head
+
+
 def api(root: Path, cell_timeout: int = CELL_TIMEOUT, extra: Config | None = None):
     """Return an ``NbGraderAPI`` bound to the course folder ``root``.
 
@@ -57,8 +76,11 @@ def api(root: Path, cell_timeout: int = CELL_TIMEOUT, extra: Config | None = Non
         extra: More configuration, merged over the course's.
     """
     ensure_tools_on_path()
+    import nbgrader.api
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+
+    nbgrader.api.get_alembic_version = alembic_head  # the same answer, without a process
 
     config = nbgrader_config(root, cell_timeout)
     if extra is not None:
