@@ -16,6 +16,11 @@ LAB_PORT ?= 8888
 LAB_ARGS ?=
 # Extra options of a benchmark, e.g. make bench-serve BENCH_ARGS="--duration 30"
 BENCH_ARGS ?=
+# The monitoring files `make alerts` checks (the reference: MONITORING=solutions/monitoring)
+MONITORING ?= labs/monitoring
+# Debian's prometheus gives promtool and the server; recommended packages (node-exporter) are not needed.
+INSTALL_PROMETHEUS := command -v promtool >/dev/null || $(SUDO) apt-get install -y --no-install-recommends prometheus \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends prometheus; }
 # Extra options of `make lock`, e.g. make lock LOCK_ARGS=--upgrade (re-resolve every pin)
 LOCK_ARGS ?=
 IS_ROOT := $(filter 0,$(shell id -u))
@@ -31,7 +36,7 @@ export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
 .PHONY: help install demo test test-slow test-all lint format lab check release release-check lock \
-	clean bench-grade bench-serve bench-validate bench-check bench-monitor
+	clean bench-grade bench-serve bench-validate bench-check bench-monitor alerts
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,6 +62,7 @@ test: $(STAMP) ## the fast tier (about 5 min): unit, component, both-ways and go
 test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, servers, a browser
 	-command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
 		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	-$(INSTALL_PROMETHEUS)
 	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m slow $(PYTEST_ARGS) tests
 
 test-all: test test-slow ## both tiers, as CI runs them
@@ -104,6 +110,10 @@ bench-check: $(STAMP) ## `course check` benchmark: time to the first row and tot
 
 bench-monitor: $(STAMP) ## monitoring benchmark: `mlpipe monitor` on a 100,000-line log against a plain Evidently run
 	$(BIN)/python benchmarks/monitor.py $(BENCH_ARGS)
+
+alerts: ## promtool: check the scrape config and alert rules, run the rules' unit tests (installs prometheus)
+	$(INSTALL_PROMETHEUS)
+	cd $(MONITORING) && promtool check config prometheus.yml && promtool test rules alerts_test.yml
 
 lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_ARGS=--upgrade: newest)
 	$(BIN)/uv pip compile requirements/requirements.in -o requirements/lock.txt \

@@ -51,3 +51,41 @@ def pytest_collection_modifyitems(config, items) -> None:
         return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
 
     items.sort(key=rank)  # stable: every other file keeps its place
+
+
+AIRFLOW_RUNNER = REPO / "tests" / "airflow_runner.py"
+
+
+def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
+    """An environment for Airflow in ``home`` (SQLite there, no examples) reading ``dags``.
+
+    Its Python imports the reference ``mlpipe`` (``PYTHONPATH``), telemetry off.
+    """
+    from autograder.testkit import pipeline_env
+
+    return pipeline_env(
+        None,
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__USAGE_DATA_COLLECTION__ENABLED="False",
+        **extra,
+    )
+
+
+def run_airflow(*args: str, env: dict[str, str], cwd: Path, timeout: int = 900) -> dict:
+    """Run ``tests/airflow_runner.py ARGS``; return the JSON it printed last.
+
+    A failure shows the exit code and the last lines of the runner's output.
+    """
+    import json
+    import subprocess
+
+    cmd = [sys.executable, str(AIRFLOW_RUNNER), *args]
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+    assert proc.returncode == 0 and found, (
+        f"airflow_runner {args} exited {proc.returncode}:\n{tail}"
+    )
+    return json.loads(found[-1].removeprefix("RESULT "))

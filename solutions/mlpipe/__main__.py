@@ -7,6 +7,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     gate [--promote]                                         (week 4)
     serve, score, export-onnx                                (week 5)
     monitor [--check]                                        (week 6)
+    simulate                                                 (week 6, given)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -114,6 +115,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--out", default=None, help="output folder (default: reports/monitoring)")
     watch.add_argument("--check", action="store_true", help="exit 1 when the policy is breached")
+    # Week 6 (given): traffic for the running API, normal or drifted.
+    sim = stages.add_parser("simulate", help="send a traffic scenario to the running API")
+    sim.add_argument("--url", default="http://127.0.0.1:8000", help="the API's address")
+    sim.add_argument(
+        "--scenario", default="normal", help="normal, unit-change, shift or drift (default normal)"
+    )
+    sim.add_argument("--rows", type=int, default=200, help="rows sent in each phase")
+    sim.add_argument("--batch", type=int, default=1, help="rows per request (1: /predict)")
+    sim.add_argument("--data", default="data/processed/iris.csv", help="rows to sample from")
+    sim.add_argument("--labels", default="logs/labels.csv", help="ground-truth CSV to write")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    sim.add_argument("--delay", type=float, default=0.0, help="seconds between requests")
     return parser
 
 
@@ -331,6 +344,24 @@ def _run_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_simulate(args: argparse.Namespace) -> int:
+    from mlpipe import simulate
+
+    simulate.get_scenario(args.scenario)  # an unknown name fails before anything is read
+    flowers = simulate.read_flowers(args.data)
+    result = simulate.simulate(
+        args.url, args.scenario, flowers, args.rows, args.batch, args.seed, args.delay
+    )
+    for phase in result.phases:
+        print(
+            f"{phase.name}: {phase.sent} rows sent, {phase.served} served, "
+            f"{phase.refused} refused (4xx), {phase.errors} server errors (5xx)"
+        )
+    path = simulate.write_labels(args.labels, result.labels)
+    print(f"ground truth of {len(result.labels)} served rows written to {path}")
+    return 0
+
+
 STAGES = {
     "fetch": _run_fetch,
     "prepare": _run_prepare,
@@ -344,6 +375,7 @@ STAGES = {
     "score": _run_score,
     "export-onnx": _run_export_onnx,
     "monitor": _run_monitor,
+    "simulate": _run_simulate,
 }
 
 
@@ -356,6 +388,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.track", "TrackingError"),
         ("mlpipe.serve", "ServeError"),
         ("mlpipe.monitor", "MonitorError"),
+        ("mlpipe.simulate", "SimulateError"),
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:
