@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from conftest import REPO, run_module
 
 from autograder.export import export_student
@@ -34,6 +35,7 @@ def test_exported_template_has_no_solutions_and_runs_its_own_check(tmp_path):
     assert str(dest / "labs") in proc.stdout
 
 
+@pytest.mark.slow  # a whole grading run; the fast tier checks the template with `course check`
 def test_exported_template_grades_itself_with_visible_tests_only(tmp_path):
     """What the template's own CI runs: `course grade .`, without hidden tests."""
     dest = export_student(tmp_path / "alice")
