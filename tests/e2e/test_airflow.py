@@ -192,13 +192,6 @@ def test_the_monitoring_dag_retrains_on_drift_and_stops_otherwise(airflow, tmp_p
     assert training[0]["conf"] == {"reason": "drift"}
 
 
-def has_monitor() -> bool:
-    """Whether ``python -m mlpipe monitor`` exists (week 6, part A)."""
-    from mlpipe import __main__ as cli
-
-    return "monitor" in cli.STAGES
-
-
 def write_log(path: Path, rows: int, phase) -> None:
     """An inference log of ``rows`` predictions in week 5's format, measured as ``phase``."""
     import random
@@ -222,8 +215,6 @@ def write_log(path: Path, rows: int, phase) -> None:
 
 def test_the_monitoring_dag_judges_a_drifted_log_and_triggers_training(airflow):
     """The real ``python -m mlpipe monitor --check`` on a log of shifted flowers."""
-    if not has_monitor():
-        pytest.skip("python -m mlpipe monitor is week 6's part A, not merged into this branch yet.")
     from mlpipe import simulate
 
     run, project = airflow

@@ -145,40 +145,6 @@ def register_model(home: Path) -> None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
-def has_monitor() -> bool:
-    """Whether ``python -m mlpipe monitor`` exists (week 6, part A)."""
-    from mlpipe import __main__ as cli
-
-    return "monitor" in cli.STAGES
-
-
-def standin_monitor(project: Path, drifted: bool) -> None:
-    """STAND-IN for part A's ``python -m mlpipe monitor`` while it is not merged.
-
-    Writes ``reports/monitoring/mlpipe.prom`` (the contract's gauges, node exporter's
-    textfile format) with the verdict the real monitor gives on this traffic: the
-    shifted phase moves three of the four features.
-    """
-    flags = {f: drifted and f != "sepal_width" for f in FEATURES}
-    share = sum(flags.values()) / len(FEATURES)
-    shares = {"setosa": 0.34, "versicolor": 0.33, "virginica": 0.33}
-    lines = [
-        f"mlpipe_drift_share {share}",
-        f"mlpipe_drift_detected {int(share >= 0.5)}",
-        f"mlpipe_monitor_rows {ROWS}",
-        *(
-            f'mlpipe_feature_drift_score{{feature="{f}"}} {0.001 if flags[f] else 0.6}'
-            for f in FEATURES
-        ),
-        *(f'mlpipe_feature_drifted{{feature="{f}"}} {int(flags[f])}' for f in FEATURES),
-        *(f'mlpipe_prediction_share{{label="{k}"}} {v}' for k, v in shares.items()),
-        f"mlpipe_monitor_last_run_timestamp_seconds {time.time()}",
-    ]
-    out = project / "reports" / "monitoring"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "mlpipe.prom").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 def run_mlpipe(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = pipeline_env(None, MLPIPE_HOME=str(project))
     cmd = [sys.executable, "-m", "mlpipe", *args]
@@ -186,10 +152,7 @@ def run_mlpipe(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def monitor(project: Path, drifted: bool) -> None:
-    """Judge the last ``ROWS`` rows of the inference log (the real monitor when it exists)."""
-    if not has_monitor():
-        standin_monitor(project, drifted)
-        return
+    """Judge the last ``ROWS`` rows of the inference log with ``python -m mlpipe monitor``."""
     proc = run_mlpipe(project, "monitor", "--last", str(ROWS), "--check")
     assert proc.returncode == (1 if drifted else 0), proc.stdout + proc.stderr
 
@@ -253,7 +216,7 @@ def stack(tmp_path):
     iris_frame().to_csv(project / "data" / "processed" / "iris.csv", index=False)
     validate.write_schema(iris_frame(), project / "data" / "schema.json")
     register_model(project)
-    api_port, prom_port, text_port = free_port(), free_port(), free_port()
+    api_port, prom_port = free_port(), free_port()
     env = pipeline_env(
         {k: v for k, v in os.environ.items() if not k.startswith("MLPIPE_SERVE_")},
         MLPIPE_HOME=str(project),
@@ -270,21 +233,6 @@ def stack(tmp_path):
         config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
         [job] = config["scrape_configs"]
         job["static_configs"] = [{"targets": [f"127.0.0.1:{api_port}"]}]
-        if not has_monitor():
-            # STAND-IN until part A's serve publishes the drift gauges on /metrics: the
-            # monitor's textfile output, served over HTTP, as a second target.
-            out = project / "reports" / "monitoring"
-            out.mkdir(parents=True)
-            text = [sys.executable, "-m", "http.server", str(text_port), "--bind", "127.0.0.1"]
-            server, _ = start([*text, "--directory", str(out)], tmp_path, env, "textfile")
-            procs.append(server)
-            config["scrape_configs"].append(
-                {
-                    "job_name": "mlpipe-monitor",
-                    "metrics_path": "/mlpipe.prom",
-                    "static_configs": [{"targets": [f"127.0.0.1:{text_port}"]}],
-                }
-            )
         rules = (MONITORING / "alerts.yml").read_text(encoding="utf-8")
         for long in ("1h", "10m", "5m", "1m"):
             rules = rules.replace(f"for: {long}\n", "for: 2s\n")
