@@ -49,9 +49,13 @@ def test_the_command_names_the_line_that_is_not_json(project, tmp_path):
     lines = (folder / "logs" / "normal.jsonl").read_text(encoding="utf-8").splitlines()
     write_lines(folder / "logs" / "inference.jsonl", [*lines[:2], "{oops", *lines[3:]])
     proc = assert_ran(monitor_cli(folder), 2, cwd=folder, hint="a log whose line 3 is not JSON")
-    assert "Line 3" in proc.stderr and "inference.jsonl" in proc.stderr, proc.stderr
+    assert "Line 3" in proc.stderr and "inference.jsonl" in proc.stderr, (
+        f"the message must name the log and its line 3 (lines count from 1): {proc.stderr}"
+    )
     assert "Traceback" not in proc.stderr, "a bad log is one sentence, not a traceback"
-    assert not (folder / "reports" / "monitoring").exists(), "nothing is written for a log that cannot be read"
+    assert not (folder / "reports" / "monitoring").exists(), (
+        "nothing is written for a log that cannot be read"
+    )
 
 
 @pytest.mark.points(1)
@@ -61,8 +65,14 @@ def test_select_window_keeps_the_latest_rows_since_a_time(project):
 
     frame = monitor.read_log(project / "logs" / "normal.jsonl", FEATURES).frame
     window = monitor.select_window(frame, None, 100, 50)
-    assert len(window) == 100 and list(window.index) == list(range(100))
-    assert window["request_id"].iloc[0] == "req-0200", "--last N keeps the latest N rows"
+    assert len(window) == 100, f"select_window(last=100) kept {len(window)} rows"
+    assert window["request_id"].iloc[0] == "req-0200", (
+        f"select_window(last=100): the window starts at {window['request_id'].iloc[0]}, "
+        "expected req-0200: --last N keeps the latest N rows"
+    )
+    assert list(window.index) == list(range(100)), (
+        f"select_window(): the window's index starts at {window.index[0]}, expected 0 (re-index it)"
+    )
     recent = monitor.select_window(frame, START + timedelta(seconds=240), None, 50)
     assert len(recent) == 60 and recent["request_id"].iloc[0] == "req-0240"
 
@@ -81,7 +91,10 @@ def test_a_window_under_min_rows_is_an_error_not_a_pass(project, tmp_path):
 @pytest.mark.task(3)
 def test_the_unit_change_drifts_and_normal_traffic_does_not(runs):
     normal, mm = runs["normal"].summary, runs["mm"].summary
-    assert not any(t.drifted for t in normal.features.values()), normal.features
+    assert not any(t.drifted for t in normal.features.values()), (
+        f"normal traffic must not drift, but summarise() says {normal.features}: a column "
+        "drifted when its p-value is below drift_threshold"
+    )
     assert normal.drift_share == 0 and not normal.drift_detected
     assert mm.features["petal_length"].drifted, (
         "a delivery in millimetres must drift petal_length (K-S p-value below the threshold)"

@@ -59,7 +59,7 @@ def test_bad_records_name_their_line(project, tmp_path):
         "Line 4": [*lines[:3], lines[3].replace('"output": "', '"output": 3, "x": "')],
         "Line 2": [lines[0], lines[1].replace('"request_id"', '"request"')],
         "Line 3": [*lines[:2], "[1, 2]"],
-        "Line 5": [*lines[:4], lines[4].replace(': 1.5}', ': 1.5, "inputs": {"a": 1}}')],
+        "Line 5": [*lines[:4], lines[4].replace(": 1.5}", ': 1.5, "inputs": {"a": 1}}')],
     }
     for expected, content in cases.items():
         path = write_lines(tmp_path / "records.jsonl", content)
@@ -173,7 +173,9 @@ def test_the_drift_alert_fires_on_the_monitors_own_gauge(runs, tmp_path):
         (line,) = [x for x in text.splitlines() if x.startswith("mlpipe_drift_share ")]
         values[name] = float(line.split()[1])
     rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
-    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "DataDriftDetected"]
+    (rule,) = [
+        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "DataDriftDetected"
+    ]
     rule.pop("annotations", None)  # the test below checks when it fires, not its wording
     (tmp_path / "rules.yml").write_text(
         yaml.safe_dump({"groups": [{"name": "drift", "rules": [rule]}]}), encoding="utf-8"
