@@ -667,6 +667,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
     remaining = [f"tests/{name}" for name in names]
     results: dict[str, tuple[str, str]] = {}
     problems: list[str] = []
+    died_early: _Run | None = None
     for attempt in range(MAX_PYTEST_ATTEMPTS):
         proc, path, key = _start_pytest(job, attempt, remaining, plabs, run, out)
         outcome = _watch(proc, path, key, limits)
@@ -683,10 +684,18 @@ def grade_tests(job: Job, names: list[str]) -> dict:
             for n in remaining
             if n not in results and not any(k.startswith(n + "[") for k in results)
         ]
-        if left == remaining or outcome.killed == "run-timeout":
+        if outcome.killed == "run-timeout":
+            break
+        if left == remaining:  # the process ended before it ran any of them
+            retry = died_early is None and not outcome.killed
+            died_early = outcome
+            if retry:  # once more: a machine's hiccup must not cost the grade
+                continue
             break
         remaining = left
     part["items"] = _items(names, results, part)
+    if died_early is not None:
+        _not_run(part, describe_exit(died_early.returncode))
     if problems:
         part["flags"].append("tampering")
         part["reasons"].append(
@@ -702,6 +711,22 @@ def grade_tests(job: Job, names: list[str]) -> dict:
     return part
 
 
+#: The output of a graded test of which no pytest process reported anything.
+NOT_RUN = "this test did not run"
+
+
+def _not_run(part: dict, exit_text: str) -> None:
+    """Say why the tests that never ran got no points, and flag it (see :func:`grade_tests`)."""
+    missing = [n for n, item in part["items"].items() if item["output"] == NOT_RUN]
+    if not missing:
+        return
+    why = f"The test process ended twice before these tests ran: {exit_text}."
+    for name in missing:
+        part["items"][name]["output"] = why
+    part["flags"].append("tests-crashed")
+    part["reasons"].append(f"{len(missing)} component tests did not run: {why}")
+
+
 def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
     """One status and output per graded test (parametrised cases combined).
 
@@ -713,7 +738,7 @@ def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
         nodeid = f"tests/{name}"
         cases = [v for k, v in results.items() if k == nodeid or k.startswith(nodeid + "[")]
         if not cases:
-            items[name] = {"status": "error", "output": "this test did not run"}
+            items[name] = {"status": "error", "output": NOT_RUN}
             continue
         bad = [c for c in cases if c[0] != "passed"]
         bad = [c for c in bad if c[0] != "skipped"] or bad

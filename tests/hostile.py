@@ -400,6 +400,14 @@ def evaluate(model, X, y):
         _os._exit(1)
     return _evaluate(model, X, y)
 """
+#: The package ends the test process as pytest imports it (the notebook's kernel is spared).
+EXIT_UNDER_PYTEST = """
+import os as _os
+import sys as _sys
+
+if "pytest" in _sys.modules:
+    _os._exit(3)
+"""
 HANG_EVALUATE = """
 import time as _time
 
@@ -540,6 +548,10 @@ SAMPLES = {
     "tests-crash": (
         _fast_package(CRASH_EVALUATE),
         Expected("tests-crashed", "exited with code 1", FAST - 1, HIDDEN_EVALUATE),
+    ),
+    "tests-exit-at-import": (
+        _fast_package(EXIT_UNDER_PYTEST),
+        Expected("tests-crashed", "ended twice before these tests ran", FAST - FAST_PYTEST),
     ),
     "tests-hang": (
         _fast_package(HANG_EVALUATE),

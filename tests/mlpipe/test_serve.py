@@ -269,3 +269,38 @@ def test_serving_reads_the_summary_without_evidently(tmp_path):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rows": [{"a": 1, "b": 2.5}, {"a": -0, "b": 1e-7}]}',
+        b'{"a":1,"b":{"c":[1,2,{"d":null}]}}',
+        b'{"a" : 1, "b"\n:\t2}',
+        b'[{"x": "\\u00e9"}, [1, 2]]',
+        b'{"nan": NaN, "inf": -Infinity}',
+    ],
+)
+def test_the_fast_parser_gives_what_the_standard_one_gives(body, monkeypatch):
+    fast = serve.parse_body(body, "application/json")
+    monkeypatch.setattr(serve, "orjson", None)
+    slow = serve.parse_body(body, "application/json")
+    assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+    assert fast == slow or fast != fast  # NaN is not equal to itself
+
+
+@pytest.mark.parametrize("body", [b'{"a": 1, "a": 2}', b'{"rows": [{"a" :1, "a"\n: 2}]}'])
+def test_a_repeated_key_is_a_422_on_either_parser(body, monkeypatch):
+    from fastapi import HTTPException
+
+    for parser in (serve.orjson, None):
+        monkeypatch.setattr(serve, "orjson", parser)
+        with pytest.raises(HTTPException) as caught:
+            serve.parse_body(body, "application/json")
+        assert caught.value.status_code == 422 and "'a' appears twice" in caught.value.detail
+
+
+def test_an_integer_beyond_64_bits_is_read_as_the_nearest_double():
+    """RFC 8259 promises no more; the model gets that double from either parser anyway."""
+    body = b'{"sepal_length": 123456789012345678901234567890}'
+    assert serve.parse_body(body, "application/json") == {"sepal_length": 1.2345678901234568e29}
