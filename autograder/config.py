@@ -252,6 +252,12 @@ WEEKS: dict[int, Week] = {
             "compose.yaml",
         ),
     ),
+    6: Week(
+        6,
+        "06-orchestration-monitoring",
+        "Orchestration and monitoring: drift of the served model, alerts and a retraining DAG",
+        files=("mlpipe/monitor.py",),
+    ),
 }
 
 

@@ -485,6 +485,7 @@ MISTAKES += [
 ]
 
 _W5, _W5_EXPORT = "test_serve.py::", "test_export.py::"
+_W6 = "test_monitor.py::"
 MISTAKES += [
     # --- week 5: mlpipe.serve, mlpipe.export, the serving image and compose file ----------
     Mistake(
@@ -566,6 +567,82 @@ MISTAKES += [
         "        condition: service_started\n",
         _W5_EXPORT + "test_compose_file_runs_the_api_after_a_healthy_mlflow_server",
         ("compose.yaml: the api starts when mlflow is 'service_started'", "service_healthy"),
+    ),
+    # --- week 6: mlpipe.monitor ---------------------------------------------------------------
+    Mistake(
+        "torn-last-line-not-counted",
+        6,
+        "mlpipe/monitor.py",
+        "            data, torn = data[:end], 1\n",
+        "            data = data[:end]\n",
+        _W6 + "test_a_torn_last_line_is_skipped_and_counted",
+        ("read_log(): a last line without its newline", "count it in torn_lines"),
+    ),
+    Mistake(
+        "bad-line-counted-from-zero",
+        6,
+        "mlpipe/monitor.py",
+        "        for number, line in enumerate(lines, 1):\n",
+        "        for number, line in enumerate(lines):\n",
+        _W6 + "test_the_command_names_the_line_that_is_not_json",
+        ("must name the log and its line 3 (lines count from 1)", "Line 2 of the inference log"),
+    ),
+    Mistake(
+        "bad-line-is-a-traceback",
+        6,
+        "mlpipe/monitor.py",
+        "            try:\n"
+        "                records.append(json.loads(line))\n"
+        "            except ValueError as err:\n"
+        '                raise _bad_line(path, number, f"is not JSON ({err.msg.lower()})") from None\n',
+        "            records.append(json.loads(line))\n",
+        _W6 + "test_the_command_names_the_line_that_is_not_json",
+        ("a log whose line 3 is not JSON", "exited with 1, expected 2", "JSONDecodeError"),
+    ),
+    Mistake(
+        "window-keeps-the-oldest-rows",
+        6,
+        "mlpipe/monitor.py",
+        "        window = window.tail(last)\n",
+        "        window = window.head(last)\n",
+        _W6 + "test_select_window_keeps_the_latest_rows_since_a_time",
+        ("select_window(last=100): the window starts at req-0000", "the latest N rows"),
+    ),
+    Mistake(
+        "window-not-reindexed",
+        6,
+        "mlpipe/monitor.py",
+        "    return window.reset_index(drop=True)\n",
+        "    return window\n",
+        _W6 + "test_select_window_keeps_the_latest_rows_since_a_time",
+        ("select_window(): the window's index starts at 200, expected 0", "re-index"),
+    ),
+    Mistake(
+        "small-window-passes-silently",
+        6,
+        "mlpipe/monitor.py",
+        "    if len(window) < min_rows:\n",
+        "    if len(window) < 1:\n",
+        _W6 + "test_a_window_under_min_rows_is_an_error_not_a_pass",
+        ("a window of 10 rows under min_rows 50", "exited with 0, expected 2"),
+    ),
+    Mistake(
+        "high-p-value-counted-as-drift",
+        6,
+        "mlpipe/monitor.py",
+        '                score, str(config["method"]), score < params.drift_threshold\n',
+        '                score, str(config["method"]), score > params.drift_threshold\n',
+        _W6 + "test_the_unit_change_drifts_and_normal_traffic_does_not",
+        ("normal traffic must not drift, but summarise() says", "below drift_threshold"),
+    ),
+    Mistake(
+        "check-exits-0-on-drift",
+        6,
+        "mlpipe/monitor.py",
+        "    return summary.drift_detected\n",
+        "    return summary.drift_share == 1.0\n",
+        _W6 + "test_monitor_check_exits_1_when_the_policy_is_breached",
+        ("three of four features drifted", "exited with 0, expected 1"),
     ),
 ]
 

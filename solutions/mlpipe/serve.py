@@ -32,6 +32,7 @@ with one sentence (:class:`ServeError`). Run it with::
 import collections
 import json
 import logging
+import operator
 import os
 import re
 import tempfile
@@ -505,6 +506,12 @@ class RowChecker:
     ) -> None:
         self.columns = [name for name, _ in features]
         self.keys = frozenset(self.columns)
+        #: A row's values in column order, as a tuple (``itemgetter`` runs in C).
+        self.values_of = (
+            operator.itemgetter(*self.columns)
+            if len(self.columns) > 1
+            else (lambda row, c=self.columns[0]: (row[c],))
+        )
         self.row = row
         self.low, self.high = low, high
         kinds = [COLUMN_TYPES.get(kind, str) for _, kind in features]
@@ -540,10 +547,13 @@ class RowChecker:
         raise _invalid(*self._describe(rows, prefix))
 
     def _fast(self, rows: list[Any]) -> np.ndarray | None:
-        keys = self.keys
-        if not all(type(r) is dict and r.keys() == keys for r in rows):
+        # Every row a dict with exactly the columns: as many keys as columns, and each found.
+        if set(map(type, rows)) != {dict} or set(map(len, rows)) != {len(self.columns)}:
             return None
-        values = [[r[c] for c in self.columns] for r in rows]
+        try:
+            values = list(map(self.values_of, rows))
+        except KeyError:
+            return None
         for allowed, column in zip(self.allowed, zip(*values, strict=True), strict=True):
             if not set(map(type, column)) <= allowed:
                 return None
@@ -1068,16 +1078,20 @@ class ServeState:
                 "model_version": self.ref.version,
             }
         )[:-1]
-        prefix = head + ',"inputs":'
-        row = "{" + ",".join(f"{LOG_ENCODER.encode(c)}:%r" for c in self.columns) + "}"
+        # One format string per label, each row formatted once (``%`` in names doubled).
+        prefix = (head + ',"inputs":').replace("%", "%%")
+        names = [LOG_ENCODER.encode(c).replace("%", "%%") for c in self.columns]
+        row = "{" + ",".join(f"{name}:%r" for name in names) + "}"
         latency = LOG_ENCODER.encode(round(latency_ms, 3))
-        tails = {
-            label: f',"output":{LOG_ENCODER.encode(label)},"latency_ms":{latency}}}\n'
+        formats = {
+            label: prefix
+            + row
+            + f',"output":{LOG_ENCODER.encode(label)},"latency_ms":{latency}}}\n'.replace("%", "%%")
             for label in set(labels)
         }
         lines = [
-            prefix + row % tuple(values) + tails[label]
-            for values, label in zip(matrix.tolist(), labels, strict=True)
+            formats[label] % values
+            for values, label in zip(map(tuple, matrix.tolist()), labels, strict=True)
         ]
         return "".join(lines).encode("utf-8")
 
