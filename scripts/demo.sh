@@ -3,7 +3,9 @@
 # week 1 trains a model; week 2 runs the DVC pipeline (prepare -> validate ->
 # train -> evaluate) in a fresh git repository with a local DVC remote; week 3
 # tunes with Optuna, tracked in MLflow (SQLite), and registers the best model
-# as `challenger`. Usage: scripts/demo.sh [PYTHON]
+# as `challenger`; week 4 gates and promotes it; week 5 scores, exports and
+# serves it; week 6 sends drifting traffic and runs the drift monitor.
+# Usage: scripts/demo.sh [PYTHON]
 set -euo pipefail
 
 PY=${1:-python3}
@@ -55,7 +57,19 @@ PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true' EXIT
 "$PY" "$ROOT/scripts/call_api.py" "http://127.0.0.1:$PORT"
+
+echo "== week 6: simulated traffic that drifts; the monitor judges the inference log =="
+"$PY" -m mlpipe simulate --url "http://127.0.0.1:$PORT" --scenario drift --rows 100
 kill "$SERVER"
 wait "$SERVER" 2>/dev/null || true
-echo "inference log: $DEMO/logs/inference.jsonl ($(wc -l <logs/inference.jsonl) line)"
+echo "inference log: $DEMO/logs/inference.jsonl ($(wc -l <logs/inference.jsonl) lines)"
+set +e
+"$PY" -m mlpipe monitor --last 100 --check 2>&1 | grep -v " INFO "
+verdict=${PIPESTATUS[0]}
+set -e
+case $verdict in
+    0) echo "monitor: the drift policy holds (exit 0)" ;;
+    1) echo "monitor: the drift policy is breached (exit 1): the monitoring DAG would retrain" ;;
+    *) echo "monitor failed (exit $verdict)"; exit "$verdict" ;;
+esac
 echo "demo pipeline in $DEMO (open the runs: mlflow ui --backend-store-uri sqlite:///$DEMO/mlflow.db --host 127.0.0.1)"

@@ -258,4 +258,8 @@ def test_make_demo_prints_metrics_and_paths():
     assert "promoted: 'champion' now points at version 1" in proc.stdout
     assert "scored 150 rows" in proc.stdout and "exported to models/model.onnx" in proc.stdout
     assert "'prediction': 'virginica'" in proc.stdout
-    assert "inference.jsonl (1 line)" in proc.stdout
+    # Week 6: one call_api.py line and the simulated phases, then the monitor's verdict.
+    served = re.search(r"ground truth of (\d+) served rows", proc.stdout)
+    assert served, proc.stdout
+    assert f"inference.jsonl ({int(served.group(1)) + 1} lines)" in proc.stdout
+    assert "drift detected" in proc.stdout and "policy is breached (exit 1)" in proc.stdout
