@@ -463,6 +463,57 @@ def copy_store(template: Path, home: Path, name: str = "mlflow.db", artifacts: s
     return f"sqlite:///{home / name}"
 
 
+def register_model(
+    home: Path, name: str = "iris-classifier", alias: str = "champion", C: float = 1.0
+) -> str:
+    """Train a small Iris pipeline, log it with a signature and register it under ``alias``.
+
+    With plain MLflow calls (so a week's tests do not depend on the student's week 3),
+    in ``home``'s SQLite store (``home/mlflow.db``, which must exist: ``copy_store``).
+
+    Returns:
+        The new version's number.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df = iris_frame()
+    X, y = df[list(FEATURES)], df[TARGET]
+    model = Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(C=C))]).fit(X, y)
+    uri = sqlite_uri(home)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment = client.get_experiment_by_name("serve")
+        experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else client.create_experiment("serve", (home / "mlartifacts").as_uri())
+        )
+        with mlflow.start_run(experiment_id=experiment_id):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(X.head(3), model.predict(X.head(3))),
+                input_example=X.head(3),
+                pip_requirements=["scikit-learn", "mlflow"],
+                registered_model_name=name,
+            )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(name, alias, version)
+    finally:
+        mlflow.set_tracking_uri(None)
+        if exported is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = exported
+    return version
+
+
 def mlflow_client(home: Path):
     """An ``MlflowClient`` of the SQLite store in ``home`` (tracking and registry)."""
     import mlflow

@@ -28,11 +28,11 @@ import yaml
 from conftest import SOLUTIONS
 
 from autograder.testkit import (
-    FEATURES,
     create_store,
     free_port,
     iris_frame,
     pipeline_env,
+    register_model,
     sqlite_uri,
     stop_process,
     wait_http,
@@ -113,38 +113,6 @@ def test_every_dashboard_query_parses_as_promql(tmp_path):
 # --- a real server ------------------------------------------------------------------------------
 
 
-def register_model(home: Path) -> None:
-    """Log a small Iris pipeline in ``home``'s SQLite store as ``iris-classifier@champion``."""
-    import mlflow
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    df = iris_frame()
-    X, y = df[list(FEATURES)], df["species"]
-    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
-    create_store(home)
-    uri = sqlite_uri(home)
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("serve", (home / "mlartifacts").as_uri())
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(X.head(3), model.predict(X.head(3))),
-                input_example=X.head(3),
-                pip_requirements=["scikit-learn", "mlflow"],
-                registered_model_name=MODEL,
-            )
-        client.set_registered_model_alias(MODEL, "champion", str(info.registered_model_version))
-    finally:
-        mlflow.set_tracking_uri(None)
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-
-
 def run_mlpipe(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = pipeline_env(None, MLPIPE_HOME=str(project))
     cmd = [sys.executable, "-m", "mlpipe", *args]
@@ -215,7 +183,8 @@ def stack(tmp_path):
 
     iris_frame().to_csv(project / "data" / "processed" / "iris.csv", index=False)
     validate.write_schema(iris_frame(), project / "data" / "schema.json")
-    register_model(project)
+    create_store(project)
+    register_model(project, MODEL)
     api_port, prom_port = free_port(), free_port()
     env = pipeline_env(
         {k: v for k, v in os.environ.items() if not k.startswith("MLPIPE_SERVE_")},

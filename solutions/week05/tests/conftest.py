@@ -28,6 +28,7 @@ from autograder.testkit import (
     iris_frame,
     pipeline_dir,
     pipeline_env,
+    register_model,
     sqlite_uri,
     stop_process,
     tool,
@@ -45,52 +46,6 @@ SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_w
 VIRGINICA = {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.8, "petal_width": 2.2}
 #: The kit's, for the test files.
 __all__ = ["docker_cmd", "dockerfile_instructions", "free_port", "iris_frame", "sqlite_uri", "tool"]
-
-
-def register_model(home: Path, name: str = MODEL, alias: str = "champion", C: float = 1.0) -> str:
-    """Train a small Iris pipeline, log it with a signature and register it under ``alias``.
-
-    Returns:
-        The new version's number.
-    """
-    import mlflow
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    df = iris_frame()
-    X, y = df[FEATURES], df["species"]
-    model = Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(C=C))]).fit(X, y)
-    uri = sqlite_uri(home)
-    exported = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-        experiment = client.get_experiment_by_name("serve")
-        experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else client.create_experiment("serve", (home / "mlartifacts").as_uri())
-        )
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(X.head(3), model.predict(X.head(3))),
-                input_example=X.head(3),
-                pip_requirements=["scikit-learn", "mlflow"],
-                registered_model_name=name,
-            )
-        version = str(info.registered_model_version)
-        client.set_registered_model_alias(name, alias, version)
-    finally:
-        mlflow.set_tracking_uri(None)
-        if exported is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = exported
-    return version
 
 
 @pytest.fixture(scope="session")
