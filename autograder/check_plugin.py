@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from autograder.config import MAX_OUTPUT
+from autograder.report import clip
 
 #: Environment variables the plugin reads.
 EVENTS_VAR = "COURSE_CHECK_EVENTS"
@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
-        _emit(id=report.nodeid, outcome="collect-error", text=report.longreprtext[-MAX_OUTPUT:])
+        _emit(id=report.nodeid, outcome="collect-error", text=clip(report.longreprtext))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -78,7 +78,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         text = report.longreprtext
     old = _outcomes.get(report.nodeid, ("passed", ""))
     if _RANK.index(outcome) < _RANK.index(old[0]):
-        _outcomes[report.nodeid] = (outcome, text[-MAX_OUTPUT:])
+        _outcomes[report.nodeid] = (outcome, clip(text))
     else:
         _outcomes.setdefault(report.nodeid, old)
 

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import MAX_OUTPUT, MAX_RESULTS, TESTKIT
+from autograder.config import MAX_RESULTS, TESTKIT
+from autograder.report import clip
 
 #: Name of the canary test (in the first test module).
 CANARY = "course_grade_canary"
@@ -270,7 +271,7 @@ def _own_timeouts(items) -> dict[str, float]:
 
 def pytest_collectreport(report) -> None:
     if report.failed:
-        _emit(t="collect-error", id=report.nodeid, text=str(report.longreprtext)[-MAX_OUTPUT:])
+        _emit(t="collect-error", id=report.nodeid, text=clip(str(report.longreprtext)))
 
 
 def pytest_runtest_logstart(nodeid: str, location) -> None:
@@ -295,7 +296,7 @@ def pytest_runtest_logreport(report) -> None:
         id=report.nodeid,
         when=report.when,
         outcome=report.outcome,
-        text=text[-MAX_OUTPUT:],
+        text=clip(text),
         duration=round(report.duration, 3),
         where=where,
     )

@@ -24,10 +24,20 @@ Status = Literal["passed", "failed", "error", "manual", "skipped"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def clip(text: str) -> str:
-    """Output as a report keeps it: no terminal colours, the last ``MAX_OUTPUT`` characters."""
+def clip(text: str, limit: int = MAX_OUTPUT) -> str:
+    """Output as a report keeps it: no terminal colours, at most about ``limit`` characters.
+
+    A long failure keeps its end (where the error was raised) and also its first ``E``
+    lines, the assertion's own message, which a long diff would otherwise push out.
+    """
     text = _ANSI.sub("", text or "").strip()
-    return text if len(text) <= MAX_OUTPUT else "...\n" + text[-MAX_OUTPUT:]
+    if len(text) <= limit:
+        return text
+    found = re.search(r"^E .*(?:\n^E .*){0,4}", text, re.MULTILINE)
+    if not found or found.start() >= len(text) - limit:
+        return "...\n" + text[-limit:]
+    head = found.group(0)[: limit // 4]
+    return f"{head}\n...\n{text[-(limit - len(head)) :]}"
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 
 from submissions import hidden_test_lines
 
-from autograder.report import Report, scrub, to_feedback_html, to_markdown
+from autograder.report import Report, clip, scrub, to_feedback_html, to_markdown
 from autograder.report import TestResult as Result
 
 
@@ -47,3 +47,15 @@ def test_markdown_says_why_a_skipped_test_earned_nothing():
     assert "| `test_suite.py::test_x` | pytest | 0 / 2 | skipped |" in text
     assert "## What to fix" in text and reason in text
     assert report.to_dict()["max_score"] == 2
+
+
+def test_clip_keeps_a_long_failures_message_and_its_end():
+    diff = "\n".join(f"E         -     {i}," for i in range(2000))
+    text = (
+        f"    assert a == b\nE   AssertionError: the index starts at 200\nE   assert [...]\n{diff}"
+    )
+    clipped = clip(text, limit=1000)
+    assert clipped.startswith("E   AssertionError: the index starts at 200")
+    assert clipped.endswith("E         -     1999,") and len(clipped) < 1100
+    assert clip("short") == "short"
+    assert clip("x" * 50 + "\nend", limit=10) == "...\n" + ("x" * 50 + "\nend")[-10:]
