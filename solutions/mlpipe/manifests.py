@@ -81,8 +81,7 @@ def validate_document(doc: dict[str, Any], where: str, version: str = KUBERNETES
     except kv.ValidationError as err:
         field = ".".join(str(part) for part in err.path) or "(top level)"
         raise ManifestError(
-            f"{where}: {name_of(doc)} is not valid Kubernetes {version}: "
-            f"at {field}: {err.message}."
+            f"{where}: {name_of(doc)} is not valid Kubernetes {version}: at {field}: {err.message}."
         ) from None
     except kv.SchemaNotFoundError as err:
         raise ManifestError(f"{where}: {err.message}.") from None
@@ -130,7 +129,9 @@ def _container_problems(
         if not get:
             problems.append(f"{name} has no {probe} with httpGet")
         elif "GET" not in routes.get(get.get("path"), set()):
-            problems.append(f"{name}'s {probe} asks {get.get('path')}, which the app has no GET for")
+            problems.append(
+                f"{name}'s {probe} asks {get.get('path')}, which the app has no GET for"
+            )
         elif get.get("port") not in ports:
             problems.append(f"{name}'s {probe} port {get.get('port')} is not a container port")
     resources = container.get("resources") or {}
@@ -203,7 +204,9 @@ def policy_problems(
     for hpa in _of_kind(docs, "HorizontalPodAutoscaler"):
         ref = hpa["spec"]["scaleTargetRef"]
         if ref.get("kind") != "Deployment" or ref.get("name") not in deployments:
-            problems.append(f"{name_of(hpa)} scales {ref.get('kind')}/{ref.get('name')}, no Deployment here")
+            problems.append(
+                f"{name_of(hpa)} scales {ref.get('kind')}/{ref.get('name')}, no Deployment here"
+            )
         if hpa["spec"].get("minReplicas", 1) < 2:
             problems.append(f"{name_of(hpa)} lets the API go down to one replica (minReplicas < 2)")
     return problems

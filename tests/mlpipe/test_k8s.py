@@ -230,8 +230,10 @@ BREACHES = {
         "has no requests for memory",
     ),
     "root": (
-        lambda d: d["spec"]["template"]["spec"]["securityContext"].update(runAsNonRoot=False)
-        or _container(d)["securityContext"].pop("runAsNonRoot"),
+        lambda d: (
+            d["spec"]["template"]["spec"]["securityContext"].update(runAsNonRoot=False)
+            or _container(d)["securityContext"].pop("runAsNonRoot")
+        ),
         "does not set runAsNonRoot: true",
     ),
     "a writable root": (
