@@ -8,6 +8,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     serve, score, export-onnx                                (week 5)
     monitor [--check]                                        (week 6)
     simulate                                                 (week 6, given)
+    capacity --stats PREFIX_stats.csv [--write-hpa FILE]     # week 7: capacity
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -127,6 +128,16 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--labels", default="logs/labels.csv", help="ground-truth CSV to write")
     sim.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     sim.add_argument("--delay", type=float, default=0.0, help="seconds between requests")
+    # Week 7: capacity, the replicas of the API from a Locust run against one replica.
+    capacity_help = "plan the API's replicas from a Locust run; --write-hpa: into the HPA"
+    cap = stages.add_parser("capacity", help=capacity_help, description=capacity_help)
+    cap.add_argument(
+        "--params", default=None, help="params.yaml to read (default: params.yaml, else built-in)"
+    )
+    cap.add_argument("--stats", required=True, help="Locust's PREFIX_stats.csv")
+    cap.add_argument("--history", default=None, help="Locust's PREFIX_stats_history.csv (users)")
+    cap.add_argument("--write-hpa", default=None, help="HPA manifest to write the replicas into")
+    # End of week 7: capacity.
     return parser
 
 
@@ -362,6 +373,25 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Week 7: capacity.
+def _run_capacity(args: argparse.Namespace) -> int:
+    from mlpipe import capacity
+    from mlpipe.config import CapacityParams
+
+    params_file = args.params
+    if params_file is None and (project_dir() / "params.yaml").is_file():
+        params_file = project_dir() / "params.yaml"
+    params = load_params(params_file, "capacity", CapacityParams)
+    _, _, lines = capacity.run(args.stats, params, args.history, args.write_hpa)
+    print("\n".join(lines))
+    if args.write_hpa:
+        print(f"minReplicas and maxReplicas written to {args.write_hpa}")
+    return 0
+
+
+# End of week 7: capacity.
+
+
 STAGES = {
     "fetch": _run_fetch,
     "prepare": _run_prepare,
@@ -376,6 +406,7 @@ STAGES = {
     "export-onnx": _run_export_onnx,
     "monitor": _run_monitor,
     "simulate": _run_simulate,
+    "capacity": _run_capacity,  # week 7: capacity
 }
 
 
@@ -389,6 +420,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.serve", "ServeError"),
         ("mlpipe.monitor", "MonitorError"),
         ("mlpipe.simulate", "SimulateError"),
+        ("mlpipe.capacity", "CapacityError"),  # week 7: capacity
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

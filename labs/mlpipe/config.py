@@ -316,3 +316,57 @@ class MonitorParams:
             raise ParamsError(
                 f"monitor.last ({self.last}) must be at least monitor.min_rows ({self.min_rows})."
             )
+
+
+# --- week 7: capacity (python -m mlpipe capacity) --------------------------------------------
+@dataclass(frozen=True)
+class CapacityParams:
+    """The capacity plan of the API (week 7, section ``capacity``).
+
+    Attributes:
+        p99_objective_ms: The latency objective: 99 % of the requests answered
+            within this many milliseconds. A load test whose p99 is above it
+            measured an overloaded replica, not a sustainable one.
+        target_rps: The peak load to plan for, in requests per second.
+        utilisation: Share of a replica's sustainable throughput it is planned
+            to run at (the rest absorbs bursts and a lost pod); also the HPA's
+            CPU utilisation target.
+        headroom: ``maxReplicas`` is the planned replica count times this
+            (room for load above the target).
+        min_replicas: Fewest replicas ever (availability: with the
+            PodDisruptionBudget's ``minAvailable: 1``, a drain needs two).
+        max_failure_ratio: Highest share of failed requests a load test may
+            have and still count.
+    """
+
+    p99_objective_ms: float = 100.0
+    target_rps: float = 500.0
+    utilisation: float = 0.6
+    headroom: float = 1.5
+    min_replicas: int = 2
+    max_failure_ratio: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("p99_objective_ms", "target_rps"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ParamsError(f"capacity.{name} must be greater than 0, got {value}.")
+        if not 0.0 < self.utilisation <= 1.0:
+            raise ParamsError(
+                f"capacity.utilisation must be above 0 and at most 1, got {self.utilisation}."
+            )
+        if self.headroom < 1.0:
+            raise ParamsError(f"capacity.headroom must be at least 1, got {self.headroom}.")
+        if self.min_replicas < 2:
+            raise ParamsError(
+                "capacity.min_replicas must be at least 2 (the PodDisruptionBudget keeps one "
+                f"pod up during a drain), got {self.min_replicas}."
+            )
+        if not 0.0 <= self.max_failure_ratio < 1.0:
+            raise ParamsError(
+                "capacity.max_failure_ratio must be at least 0 and below 1, "
+                f"got {self.max_failure_ratio}."
+            )
+
+
+# --- end week 7: capacity ---------------------------------------------------------------------
