@@ -122,3 +122,17 @@ lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_AR
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# --- week 7: capacity (w7-capacity) ---------------------------------------------------------
+# The API to load (start one replica first: python -m mlpipe serve), users and duration of the run.
+LOAD_HOST ?= http://127.0.0.1:8000
+LOAD_USERS ?= 4
+LOAD_TIME ?= 30s
+.PHONY: loadtest
+loadtest: $(STAMP) ## week 7: Locust against LOAD_HOST (one running API replica), then mlpipe capacity's replica plan
+	mkdir -p build
+	$(BIN)/locust -f solutions/loadtest/locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_USERS) \
+		-t $(LOAD_TIME) --host $(LOAD_HOST) --csv build/load --only-summary
+	PYTHONPATH=solutions $(BIN)/python -m mlpipe capacity --params solutions/params.yaml \
+		--stats build/load_stats.csv --history build/load_stats_history.csv
+# --- end week 7: capacity --------------------------------------------------------------------

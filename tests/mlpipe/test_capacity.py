@@ -20,7 +20,7 @@ from conftest import SOLUTIONS
 
 from autograder.testkit import (
     assert_ran,
-    copy_store,
+    create_store,
     free_port,
     pipeline_env,
     register_model,
@@ -272,9 +272,10 @@ def test_bad_params_are_refused(tmp_path, values, words):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_real_locust_run_plans_the_replicas_into_a_valid_hpa(tmp_path, empty_store):
+def test_a_real_locust_run_plans_the_replicas_into_a_valid_hpa(tmp_path):
     project = tmp_path / "project"
-    copy_store(empty_store, project)
+    project.mkdir()
+    create_store(project)
     register_model(project)
     port = free_port()
     env = pipeline_env(
