@@ -8,10 +8,13 @@ Locust run against the real API, then the stage on its CSV.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -324,3 +327,54 @@ def test_a_real_locust_run_plans_the_replicas_into_a_valid_hpa(tmp_path):
         manifests.policy_problems([*manifests.read_manifests(SOLUTIONS / "k8s" / "api.yaml"), doc])
         == []
     )
+
+
+class WrongAnswers(http.server.BaseHTTPRequestHandler):
+    """Answers every prediction with 200 and a species the model does not know."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        length = int(self.headers.get("Content-Length", 0))
+        rows = json.loads(self.rfile.read(length)).get("rows")
+        answer = {"request_id": "r1"}
+        answer.update({"predictions": ["rose"] * len(rows)} if rows else {"prediction": "rose"})
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_wrong_answers_are_locust_failures_and_no_plan_is_made_from_them(tmp_path):
+    # A stand-in server (not the API): the load test's own checks are what is tested.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongAnswers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    prefix = tmp_path / "load"
+    try:
+        locust = run(
+            sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2",
+            "-t", "3s", "--host", f"http://127.0.0.1:{server.server_port}", "--csv", prefix,
+            "--only-summary", cwd=tmp_path, env=pipeline_env(), timeout=60,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert locust.returncode == 1, locust.stderr[-2000:]  # Locust exits 1 when requests failed
+    stats = capacity.read_stats(f"{prefix}_stats.csv")
+    assert stats.requests > 0 and stats.failures == stats.requests
+    failures = (tmp_path / "load_failures.csv").read_text(encoding="utf-8")
+    assert "unknown species 'rose'" in failures
+    hpa = tmp_path / "hpa.yaml"
+    shutil.copyfile(HPA, hpa)
+    proc = run_mlpipe(
+        "capacity", "--stats", f"{prefix}_stats.csv", "--write-hpa", hpa, cwd=tmp_path,
+        env=pipeline_env(MLPIPE_HOME=str(tmp_path)),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "requests failed" in proc.stderr, proc.stderr
+    assert hpa.read_bytes() == HPA.read_bytes()
