@@ -30,6 +30,7 @@ with one sentence (:class:`ServeError`). Run it with::
 """
 
 import collections
+import inspect
 import json
 import logging
 import operator
@@ -50,9 +51,11 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -63,6 +66,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.routing import Route
 
 from mlpipe.config import project_dir
 
@@ -1307,6 +1311,56 @@ def _openapi(app: FastAPI, row: type[BaseModel], batch: type[BaseModel]) -> Call
     return openapi
 
 
+#: The routes that :func:`direct_routes` dispatches without FastAPI's per-request work.
+DIRECT = ("/predict", "/predict/batch")
+
+
+def _direct(route: APIRoute) -> Route | None:
+    """A Starlette route calling ``route``'s endpoint directly, or None when it cannot.
+
+    Only an ``async`` endpoint that takes the request alone can be called so. An
+    answer that is not a :class:`Response` is validated against the route's
+    ``response_model`` and encoded, as FastAPI would.
+    """
+    endpoint = route.endpoint
+    params = list(inspect.signature(endpoint).parameters.values())
+    if not inspect.iscoroutinefunction(endpoint) or len(params) != 1:
+        return None
+    if params[0].annotation not in (Request, "Request"):
+        return None
+    model = route.response_model
+
+    async def call(request: Request) -> Response:
+        result = await endpoint(request)
+        if isinstance(result, Response):
+            return result
+        if model is not None and isinstance(model, type) and issubclass(model, BaseModel):
+            result = model.model_validate(result).model_dump(mode="json")
+        return JSONResponse(jsonable_encoder(result))
+
+    return Route(route.path, call, methods=list(route.methods or ["POST"]), name=route.name)
+
+
+def direct_routes(app: FastAPI) -> None:
+    """Dispatch ``/predict`` and ``/predict/batch`` ahead of FastAPI's own routing.
+
+    For each request FastAPI resolves the endpoint's dependencies and walks the
+    route list; for one row that costs as much as the prediction itself. The
+    :data:`DIRECT` routes, whose endpoints read the request themselves
+    (:func:`read_rows`), are put first in the route list as plain Starlette routes
+    calling the same functions. Their FastAPI routes stay behind them, for the
+    OpenAPI document and to answer other methods with 405.
+    """
+    direct = [
+        found
+        for route in app.router.routes
+        if isinstance(route, APIRoute) and route.path in DIRECT
+        for found in [_direct(route)]
+        if found is not None
+    ]
+    app.router.routes[:0] = direct
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start loading the model in the background; close the log at shutdown."""
@@ -1350,6 +1404,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     batch = batch_schema(row)
     app.include_router(_routes(row, batch))
+    direct_routes(app)
     app.openapi = _openapi(app, row, batch)  # type: ignore[method-assign]
     return app
 

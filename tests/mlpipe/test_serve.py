@@ -1,4 +1,5 @@
-"""Code tests of the serving app's ONNX fast path (``mlpipe.serve.onnx_predictor``)."""
+"""Code tests of the serving app's fast paths: ONNX (``mlpipe.serve.onnx_predictor``), the
+row checker, the JSON parser, the log lines and the direct dispatch of ``/predict``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import json
 import mlflow
 import numpy as np
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
 from mlflow.models import infer_signature
+from pydantic import BaseModel
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from starlette.routing import Route
 
 from mlpipe import serve
 
@@ -304,3 +309,40 @@ def test_an_integer_beyond_64_bits_is_read_as_the_nearest_double():
     """RFC 8259 promises no more; the model gets that double from either parser anyway."""
     body = b'{"sepal_length": 123456789012345678901234567890}'
     assert serve.parse_body(body, "application/json") == {"sepal_length": 1.2345678901234568e29}
+
+
+def _direct_app(endpoint, **route) -> FastAPI:
+    app = FastAPI()
+    app.post("/predict", **route)(endpoint)
+    serve.direct_routes(app)
+    return app
+
+
+class Answer(BaseModel):
+    prediction: str
+
+
+def test_predict_is_dispatched_directly_and_still_documented_and_validated():
+    async def predict(request: Request) -> Answer:  # a student's endpoint returning a dict
+        return {"prediction": (await request.json())["x"], "extra": "dropped"}
+
+    app = _direct_app(predict, response_model=Answer)
+    assert isinstance(app.router.routes[0], Route) and app.router.routes[0].path == "/predict"
+    client = TestClient(app)
+    assert client.post("/predict", json={"x": "setosa"}).json() == {"prediction": "setosa"}
+    assert client.get("/predict").status_code == 405
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_an_endpoint_with_other_parameters_keeps_fastapis_routing():
+    async def takes_a_body(row: dict) -> dict:
+        return row
+
+    def synchronous(request: Request) -> dict:
+        return {}
+
+    for endpoint in (takes_a_body, synchronous):
+        app = _direct_app(endpoint)
+        direct = [r for r in app.router.routes if type(r) is Route and r.path == "/predict"]
+        assert not direct, endpoint.__name__
+    assert TestClient(_direct_app(takes_a_body)).post("/predict", json={"a": 1}).json() == {"a": 1}
