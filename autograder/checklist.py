@@ -361,8 +361,7 @@ class ItemState:
 def no_evidence_hint(week: int) -> str:
     """What to run to get evidence of ``week``."""
     return (
-        f"no evidence yet: run `course check {week}` or "
-        f"`course grade . --week {week} --out grades`"
+        f"no evidence yet: run `course check {week}` or `course grade . --week {week} --out grades`"
     )
 
 
@@ -664,9 +663,15 @@ def _md_evidence(s: ItemState) -> str:
 
 
 def _link(item: Item) -> str:
-    week = next((w for w in item.weeks if w in WEEKS and WEEKS[w].slug in item.lesson), None)
-    text = f"week {week}" if week else item.lesson.split("#")[0]
+    """A Markdown link to the item's lesson section, named by its week."""
+    found = re.match(r"weeks/0*(\d+)-", item.lesson)
+    text = f"week {found.group(1)}" if found else item.lesson.split("#")[0]
     return f"[{text}]({item.lesson})"
+
+
+def _cell(text: str) -> str:
+    """Text that stays in one cell of a Markdown table."""
+    return text.replace("|", "\\|")
 
 
 def to_markdown(cl: Checklist, today: date | None = None) -> str:
@@ -683,8 +688,8 @@ def to_markdown(cl: Checklist, today: date | None = None) -> str:
         "## MLOps skills proven by this repository",
         "",
         f"Checked by `course checklist` on {today.isoformat()} ({where}). A ticked skill "
-        "names the graded tests of this repository's pipeline that passed; "
-        f"{total['hands-on']['done']} of {total['hands-on']['total']} are proven.",
+        "names the graded tests of this repository's pipeline that passed "
+        f"({total['hands-on']['done']} of {total['hands-on']['total']} skills proven).",
         "",
         "| | skill | weeks | evidence |",
         "|---|---|---|---|",
@@ -692,7 +697,8 @@ def to_markdown(cl: Checklist, today: date | None = None) -> str:
     icon = {"proven": "✅", "partial": "🟡"}
     for s in cl.of_kind("hands-on"):
         weeks = ", ".join(map(str, s.item.weeks))
-        out.append(f"| {icon.get(s.state, '⬜')} | {s.item.title} | {weeks} | {_md_evidence(s)} |")
+        mark = icon.get(s.state, "⬜")
+        out.append(f"| {mark} | {_cell(s.item.title)} | {weeks} | {_cell(_md_evidence(s))} |")
     out += [
         "",
         "### Interview preparation",
@@ -706,8 +712,7 @@ def to_markdown(cl: Checklist, today: date | None = None) -> str:
     for s in (*cl.of_kind("concept"), *cl.of_kind("design")):
         done = "✅" if s.done else ("🟡" if s.rating else "⬜")
         rated = f"{s.rating.word} ({s.rating.at[:10]})" if s.rating else "not practised yet"
-        title = s.item.title.replace("|", "\\|")
-        out.append(f"| {done} | {title} | {_link(s.item)} | {rated} |")
+        out.append(f"| {done} | {_cell(s.item.title)} | {_link(s.item)} | {rated} |")
     return "\n".join(out) + "\n"
 
 
