@@ -45,7 +45,6 @@ KINDS = ("hands-on", "concept", "design")
 #: Self-ratings of ``--quiz``.
 RATINGS = {1: "missed it", 2: "partly", 3: "fully"}
 BEST = max(RATINGS)
-_REPORT = re.compile(r"week(\d\d)\.json")
 
 
 # --- the items -----------------------------------------------------------------------------
@@ -190,7 +189,7 @@ def read_report(path: Path) -> Report:
 
 def _students(grades: Path) -> dict[str, Path]:
     """The folders of ``grades`` that hold reports, by student (``grades`` itself may be one)."""
-    if any(_REPORT.fullmatch(p.name) for p in grades.glob("week[0-9][0-9].json")):
+    if any(grades.glob("week[0-9][0-9].json")):
         return {grades.name: grades}
     return {
         d.name: d
@@ -219,6 +218,11 @@ def report_sources(
     if grades is None:
         grades = path / GRADES_DIR
         if not grades.is_dir():
+            if student is not None:
+                raise CourseError(
+                    f"There are no grade reports in '{grades}'; grade with "
+                    "`course grade . --out grades` or name the folder with --grades DIR."
+                )
             return None, []
     elif not grades.is_dir():
         raise CourseError(f"The grades folder '{grades}' does not exist.")
@@ -304,7 +308,7 @@ class Proof:
     """One graded item an item needs, and what the evidence says of it.
 
     ``status`` is the report's or check's (``passed``, ``failed``, ...), ``missing`` when
-    the week's results do not name it, ``none`` without results for the week and
+    the week's results do not name it (shown as ``absent``), ``none`` without results for the week and
     ``pending`` for a week that is not in the course yet.
     """
 
@@ -586,7 +590,7 @@ def _proof_lines(s: ItemState) -> list[str]:
                 hinted.add(p.week)
                 lines.append(f"      week {p.week}: pending (the week is not in this course yet)")
         else:
-            status = "not in the report" if p.status == "missing" else p.status
+            status = "absent" if p.status == "missing" else p.status
             lines.append(f"      {status:<7} week {p.week}  {p.name}  ({p.source})")
     return lines
 
@@ -807,6 +811,7 @@ def quiz(
             result.asked = number
             say(f"\n[{number}/{len(todo)}] {item.kind}, {_weeks(item.weeks)}: {item.title}\n")
             say(_wrap(item.question) + "\n")
+            say("Your answer (an empty line ends it):\n")
             while (line := read.line("> ")) is not None and line.strip():
                 pass
             if line is None:

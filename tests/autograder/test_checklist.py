@@ -170,7 +170,7 @@ def test_a_name_a_report_lacks_is_not_evidence(tmp_path):
     track = _state(ck.checklist(tmp_path), "track-experiments")
     assert track.state == "partial"
     assert [p.status for p in track.proofs].count("missing") == len(track.proofs) - 1
-    assert "not in the report" in ck.to_table(ck.checklist(tmp_path))
+    assert "absent  week 3  test_track.py::test_best_trial_is_registered_as_challenger  (grades/alice/week03.json)" in ck.to_table(ck.checklist(tmp_path))  # fmt: skip
 
 
 def test_pending_weeks_count_only_once_they_are_in_the_course(tmp_path, monkeypatch):
@@ -269,6 +269,7 @@ def assert_one_sentence(capsys) -> bool:
             "The grades folder '{tmp}/nothing' does not exist.",
         ),  # fmt: skip
         (["{tmp}", "--run-checks"], "has no labs/ folder"),
+        (["{tmp}", "--student", "alice"], "There are no grade reports in '{tmp}/grades'"),
         (["{tmp}", "--quiz"], "is not a readable ratings file"),
     ],
 )
