@@ -308,8 +308,8 @@ class Proof:
     """One graded item an item needs, and what the evidence says of it.
 
     ``status`` is the report's or check's (``passed``, ``failed``, ...), ``missing`` when
-    the week's results do not name it (shown as ``absent``), ``none`` without results for the week and
-    ``pending`` for a week that is not in the course yet.
+    the week's results do not name it (shown as ``absent``), ``none`` without results
+    for the week and ``pending`` for a week that is not in the course yet.
     """
 
     week: int
@@ -489,13 +489,14 @@ class Checklist:
                     for p in s.proofs
                 ]
             else:
+                rating = s.rating and {"rating": s.rating.rating, "at": s.rating.at}
                 entry.update(
                     lesson=s.item.lesson,
                     questions=list(s.item.questions),
                     question=s.item.question,
                     answer=s.item.answer,
-                    rating=None if s.rating is None else {"rating": s.rating.rating, "at": s.rating.at},
-                )  # fmt: skip
+                    rating=rating,
+                )
             if s.item.note:
                 entry["note"] = s.item.note
             items.append(entry)

@@ -66,7 +66,7 @@ def test_items_are_well_formed_and_link_to_real_lesson_sections():
         assert item.weeks and all(1 <= w <= 8 for w in item.weeks), item.id
         if item.kind == "hands-on":
             assert item.evidence and not item.answer, item.id
-            assert {e.week for e in item.evidence} <= set(item.weeks) | {7}, item.id
+            assert {e.week for e in item.evidence} <= set(item.weeks), item.id
             continue
         assert len(item.answer.split()) >= 40 and item.question.strip(), item.id
         readme, anchor = item.lesson.split("#")
@@ -86,9 +86,21 @@ def _week_slug(week: int) -> str:
 
 def test_the_issue_s_items_are_all_there():
     kinds = {i.id: i.kind for i in ITEMS}
-    for concept in ("pipeline-components", "drift", "cicd-for-ml", "reproducibility", "tracking-tools"):  # fmt: skip
+    for concept in (
+        "pipeline-components",
+        "drift",
+        "cicd-for-ml",
+        "reproducibility",
+        "tracking-tools",
+    ):
         assert kinds[concept] == "concept"
-    for skill in ("containerise", "track-experiments", "automate-pipelines", "deploy-kubernetes", "monitor-evidently"):  # fmt: skip
+    for skill in (
+        "containerise",
+        "track-experiments",
+        "automate-pipelines",
+        "deploy-kubernetes",
+        "monitor-evidently",
+    ):
         assert kinds[skill] == "hands-on"
     assert kinds["design-churn-service"] == kinds["design-delayed-labels"] == "design"
 
@@ -96,7 +108,9 @@ def test_the_issue_s_items_are_all_there():
 def test_a_broken_items_file_is_one_sentence(tmp_path):
     bad = tmp_path / "checklist.yaml"
     bad.write_text("items:\n  - id: x\n    title: X\n    kind: hands-on\n    weeks: [1]\n")
-    with pytest.raises(CourseError, match="is not a valid checklist .item 1 is hands-on without evidence"):  # fmt: skip
+    with pytest.raises(
+        CourseError, match="is not a valid checklist .item 1 is hands-on without evidence"
+    ):
         ck.load_items(bad)
     bad.write_text("items:\n  - id: x\n    title: a: b\n")
     with pytest.raises(CourseError) as err:
@@ -152,7 +166,10 @@ def test_an_item_is_ticked_only_when_every_named_test_passed(tmp_path):
 
 
 def no_evidence(week: int) -> str:
-    return f"week {week}: no evidence yet: run `course check {week}` or `course grade . --week {week} --out grades`"  # fmt: skip
+    return (
+        f"week {week}: no evidence yet: run `course check {week}` or "
+        f"`course grade . --week {week} --out grades`"
+    )
 
 
 def test_without_any_evidence_nothing_is_ticked_and_nothing_fails(tmp_path):
@@ -170,14 +187,20 @@ def test_a_name_a_report_lacks_is_not_evidence(tmp_path):
     track = _state(ck.checklist(tmp_path), "track-experiments")
     assert track.state == "partial"
     assert [p.status for p in track.proofs].count("missing") == len(track.proofs) - 1
-    assert "absent  week 3  test_track.py::test_best_trial_is_registered_as_challenger  (grades/alice/week03.json)" in ck.to_table(ck.checklist(tmp_path))  # fmt: skip
+    assert (
+        "absent  week 3  test_track.py::test_best_trial_is_registered_as_challenger  "
+        "(grades/alice/week03.json)" in ck.to_table(ck.checklist(tmp_path))
+    )
 
 
 def test_pending_weeks_count_only_once_they_are_in_the_course(tmp_path, monkeypatch):
     item = ck.Item(
-        "k8s", "Deploy", "hands-on", (1, 9),
+        "k8s",
+        "Deploy",
+        "hands-on",
+        (1, 9),
         evidence=(ck.Evidence(1, ("test_task1_data",)), ck.Evidence(9, ("test_x",), pending=True)),
-    )  # fmt: skip
+    )
     write_report(_report("alice", 1, {"test_task1_data": "passed"}), tmp_path / "grades")
     state = _state(ck.checklist(tmp_path, items=[item]), "k8s")
     assert state.state == "proven" and [p.status for p in state.proofs] == ["passed", "pending"]
@@ -189,11 +212,16 @@ def test_pending_weeks_count_only_once_they_are_in_the_course(tmp_path, monkeypa
 def test_several_students_need_student(tmp_path):
     for student in ("alice", "bob"):
         write_report(_report(student, 1, _passing(1)), tmp_path / "grades")
-    with pytest.raises(CourseError, match=r"holds the reports of 2 students \(alice, bob\); choose one with --student NAME"):  # fmt: skip
+    with pytest.raises(
+        CourseError,
+        match=r"holds the reports of 2 students \(alice, bob\); choose one with --student NAME",
+    ):
         ck.checklist(tmp_path)
     cl = ck.checklist(tmp_path, student="bob")
     assert cl.student == "bob" and _state(cl, "reproducible-training").state == "proven"
-    with pytest.raises(CourseError, match="has no reports of 'carol'; the students there are: alice, bob"):  # fmt: skip
+    with pytest.raises(
+        CourseError, match="has no reports of 'carol'; the students there are: alice, bob"
+    ):
         ck.checklist(tmp_path, student="carol")
     # --grades may name one student's folder, anywhere
     cl = ck.checklist(tmp_path, grades=tmp_path / "grades/alice")
@@ -234,7 +262,10 @@ def test_a_check_that_cannot_run_is_a_note(tmp_path):
         raise CourseError("labs/week01/lab.ipynb is not a valid notebook; restore it from git.")
 
     cl = ck.checklist(tmp_path, run_checks=True, run_check=broken, weeks=[1])
-    assert cl.notes == ["week 1: `course check 1` could not run: labs/week01/lab.ipynb is not a valid notebook; restore it from git."]  # fmt: skip
+    assert cl.notes == [
+        "week 1: `course check 1` could not run: "
+        "labs/week01/lab.ipynb is not a valid notebook; restore it from git."
+    ]
     with pytest.raises(CourseError, match="has no labs/ folder; --run-checks runs"):
         ck.checklist(tmp_path / "labs/week01", run_checks=True, run_check=broken)
 
@@ -252,12 +283,8 @@ def test_cli_a_report_that_does_not_parse_is_one_sentence_naming_it(tmp_path, ca
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     bad.write_text('{"student": "alice", "week": 2, "hidden_tests": true, "tests": [{"name": 1}]}')
     assert main(["checklist", str(tmp_path)]) == 2
-    assert assert_one_sentence(capsys)
-
-
-def assert_one_sentence(capsys) -> bool:
     err = capsys.readouterr().err
-    return err.startswith("course: ") and len(err.strip().splitlines()) == 1
+    assert str(bad) in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -267,7 +294,7 @@ def assert_one_sentence(capsys) -> bool:
         (
             ["{tmp}", "--grades", "{tmp}/nothing"],
             "The grades folder '{tmp}/nothing' does not exist.",
-        ),  # fmt: skip
+        ),
         (["{tmp}", "--run-checks"], "has no labs/ folder"),
         (["{tmp}", "--student", "alice"], "There are no grade reports in '{tmp}/grades'"),
         (["{tmp}", "--quiz"], "is not a readable ratings file"),
@@ -311,9 +338,13 @@ def test_cli_lists_checklist_and_starts_without_heavy_imports(tmp_path):
         "'autograder.check') if m in sys.modules]; print(rc, heavy, file=sys.stderr)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )  # fmt: skip
+    )
     assert proc.stderr.strip().splitlines()[-1] == "0 []", proc.stderr
     assert json.loads(proc.stdout)["summary"]["design"]["total"] == 2
     proc = subprocess.run(
@@ -333,7 +364,7 @@ QUIZ_ITEMS = [
         lesson="weeks/x.md#a",
         question="What is A?",
         answer="A is the first letter.",
-    ),  # fmt: skip
+    ),
     ck.Item(
         "b",
         "Second",
@@ -342,7 +373,7 @@ QUIZ_ITEMS = [
         lesson="weeks/x.md#b",
         question="Design B.",
         answer="B is designed so.",
-    ),  # fmt: skip
+    ),
     ck.Item(
         "c",
         "Third",
@@ -351,7 +382,7 @@ QUIZ_ITEMS = [
         lesson="weeks/x.md#c",
         question="And C?",
         answer="C comes third.",
-    ),  # fmt: skip
+    ),
     ck.Item("h", "Hands", "hands-on", (1,), evidence=(ck.Evidence(1, ("t",)),)),
 ]
 
@@ -365,9 +396,12 @@ def test_quiz_asks_reveals_and_saves_each_rating(tmp_path):
     answers = "My answer about A\nsecond line\n\n2\nI would design B\n\nmaybe\n3\n"
     out = io.StringIO()
     result = ck.quiz(
-        tmp_path, io.StringIO(answers), out, items=QUIZ_ITEMS,
+        tmp_path,
+        io.StringIO(answers),
+        out,
+        items=QUIZ_ITEMS,
         now=_clock("2026-12-01T10:00:00+00:00", "2026-12-01T10:05:00+00:00"),
-    )  # fmt: skip
+    )
     text = out.getvalue()
     assert text.index("What is A?") < text.index("A is the first letter.") < text.index("Design B.")
     assert "Type 1, 2, 3, s or q." in text  # "maybe" is not a rating
@@ -383,8 +417,13 @@ def test_quiz_asks_reveals_and_saves_each_rating(tmp_path):
     assert not [p for p in (tmp_path / ".course").iterdir() if p.name != "checklist.json"]
     # The next quiz starts with what was never rated, then the weakest.
     out = io.StringIO()
-    again = ck.quiz(tmp_path, io.StringIO("\ns\n\n1\n"), out, items=QUIZ_ITEMS,
-                    now=_clock("2026-12-02T09:00:00+00:00"))  # fmt: skip
+    again = ck.quiz(
+        tmp_path,
+        io.StringIO("\ns\n\n1\n"),
+        out,
+        items=QUIZ_ITEMS,
+        now=_clock("2026-12-02T09:00:00+00:00"),
+    )
     assert out.getvalue().index("And C?") < out.getvalue().index("What is A?")
     assert again.rated == ["a"]
     ratings = ck.read_ratings(tmp_path)
@@ -395,8 +434,13 @@ def test_quiz_asks_reveals_and_saves_each_rating(tmp_path):
 
 def test_quiz_ends_cleanly_at_end_of_input_and_on_quit(tmp_path):
     out = io.StringIO()
-    result = ck.quiz(tmp_path, io.StringIO("answer\n\n3\nhalf an answ"), out, items=QUIZ_ITEMS,
-                     now=_clock("2026-12-01T10:00:00+00:00"))  # fmt: skip
+    result = ck.quiz(
+        tmp_path,
+        io.StringIO("answer\n\n3\nhalf an answ"),
+        out,
+        items=QUIZ_ITEMS,
+        now=_clock("2026-12-01T10:00:00+00:00"),
+    )
     assert result.rated == ["a"] and result.asked == 2 and not result.interrupted
     assert ck.read_ratings(tmp_path)["a"][0].rating == 3
     result = ck.quiz(tmp_path, io.StringIO("\nq\n"), io.StringIO(), items=QUIZ_ITEMS)
@@ -415,26 +459,94 @@ def test_cli_quiz_reads_a_pipe(tmp_path, capsys, monkeypatch):
 # --- the portfolio section (golden) -----------------------------------------------------------
 
 GOLDEN_ITEMS = [
-    ck.Item("repro", "Train reproducibly", "hands-on", (1,),
-            evidence=(ck.Evidence(1, ("test_task4_repro", "test_train.py::test_split")),)),
-    ck.Item("box", "Containerise", "hands-on", (1, 5), evidence=(
-        ck.Evidence(1, ("test_train.py::test_dockerfile",)), ck.Evidence(5, ("test_export.py::test_image",)))),
-    ck.Item("gates", "Gate | promote", "hands-on", (4,), evidence=(ck.Evidence(4, ("test_gates.py::a", "test_gates.py::b")),)),  # fmt: skip
-    ck.Item("k8s", "Deploy on Kubernetes", "hands-on", (7,), evidence=(ck.Evidence(99, ("test_k8s.py::x",), pending=True),)),  # fmt: skip
-    ck.Item("drift", "Data drift | concept drift", "concept", (6,), answer="...",
-            lesson="weeks/06-orchestration-monitoring/README.md#labels-arrive-late", question="?"),
-    ck.Item("cicd", "CI/CD in ML", "concept", (4,), answer="...", lesson="weeks/04-cicd/README.md#x", question="?"),  # fmt: skip
-    ck.Item("churn", "Design a churn service", "design", (5, 7), answer="...", lesson="weeks/07-cloud-scaling/README.md#y", question="?"),  # fmt: skip
-]  # fmt: skip
+    ck.Item(
+        "repro",
+        "Train reproducibly",
+        "hands-on",
+        (1,),
+        evidence=(ck.Evidence(1, ("test_task4_repro", "test_train.py::test_split")),),
+    ),
+    ck.Item(
+        "box",
+        "Containerise",
+        "hands-on",
+        (1, 5),
+        evidence=(
+            ck.Evidence(1, ("test_train.py::test_dockerfile",)),
+            ck.Evidence(5, ("test_export.py::test_image",)),
+        ),
+    ),
+    ck.Item(
+        "gates",
+        "Gate | promote",
+        "hands-on",
+        (4,),
+        evidence=(ck.Evidence(4, ("test_gates.py::a", "test_gates.py::b")),),
+    ),
+    ck.Item(
+        "k8s",
+        "Deploy on Kubernetes",
+        "hands-on",
+        (7,),
+        evidence=(ck.Evidence(99, ("test_k8s.py::x",), pending=True),),
+    ),
+    ck.Item(
+        "drift",
+        "Data drift | concept drift",
+        "concept",
+        (6,),
+        answer="...",
+        lesson="weeks/06-orchestration-monitoring/README.md#labels-arrive-late",
+        question="?",
+    ),
+    ck.Item(
+        "cicd",
+        "CI/CD in ML",
+        "concept",
+        (4,),
+        answer="...",
+        lesson="weeks/04-cicd/README.md#x",
+        question="?",
+    ),
+    ck.Item(
+        "churn",
+        "Design a churn service",
+        "design",
+        (5, 7),
+        answer="...",
+        lesson="weeks/07-cloud-scaling/README.md#y",
+        question="?",
+    ),
+]
 
 
 def _golden_checklist(tmp_path: Path) -> ck.Checklist:
     grades = tmp_path / "grades"
-    write_report(_report("alice", 1, {"test_task4_repro": "passed", "test_train.py::test_split": "passed",
-                                      "test_train.py::test_dockerfile": "passed"}), grades)  # fmt: skip
-    write_report(_report("alice", 4, {"test_gates.py::a": "passed", "test_gates.py::b": "error"}), grades)  # fmt: skip
-    ck.write_ratings(tmp_path, {"drift": [ck.Rating(2, "2026-11-30T08:00:00+00:00"), ck.Rating(3, "2026-12-01T08:00:00+00:00")],  # fmt: skip
-                                "cicd": [ck.Rating(1, "2026-12-01T09:00:00+00:00")]})  # fmt: skip
+    write_report(
+        _report(
+            "alice",
+            1,
+            {
+                "test_task4_repro": "passed",
+                "test_train.py::test_split": "passed",
+                "test_train.py::test_dockerfile": "passed",
+            },
+        ),
+        grades,
+    )
+    write_report(
+        _report("alice", 4, {"test_gates.py::a": "passed", "test_gates.py::b": "error"}), grades
+    )
+    ck.write_ratings(
+        tmp_path,
+        {
+            "drift": [
+                ck.Rating(2, "2026-11-30T08:00:00+00:00"),
+                ck.Rating(3, "2026-12-01T08:00:00+00:00"),
+            ],
+            "cicd": [ck.Rating(1, "2026-12-01T09:00:00+00:00")],
+        },
+    )
     return ck.checklist(tmp_path, items=GOLDEN_ITEMS)
 
 
@@ -448,13 +560,27 @@ def test_markdown_of_a_fixed_report_set_matches_the_golden_file(tmp_path):
 def test_json_of_a_fixed_report_set(tmp_path):
     data = json.loads(ck.to_json(_golden_checklist(tmp_path)))
     states = {i["id"]: i["state"] for i in data["items"]}
-    assert states == {"repro": "proven", "box": "partial", "gates": "partial", "k8s": "pending",
-                      "drift": "fully", "cicd": "missed it", "churn": "not-practised"}  # fmt: skip
-    assert data["summary"] == {"hands-on": {"done": 1, "total": 4}, "concept": {"done": 1, "total": 2},
-                               "design": {"done": 0, "total": 1}}  # fmt: skip
+    assert states == {
+        "repro": "proven",
+        "box": "partial",
+        "gates": "partial",
+        "k8s": "pending",
+        "drift": "fully",
+        "cicd": "missed it",
+        "churn": "not-practised",
+    }
+    assert data["summary"] == {
+        "hands-on": {"done": 1, "total": 4},
+        "concept": {"done": 1, "total": 2},
+        "design": {"done": 0, "total": 1},
+    }
     gates = next(i for i in data["items"] if i["id"] == "gates")
-    assert gates["evidence"][1] == {"week": 4, "name": "test_gates.py::b", "status": "error",
-                                    "source": "grades/alice/week04.json"}  # fmt: skip
+    assert gates["evidence"][1] == {
+        "week": 4,
+        "name": "test_gates.py::b",
+        "status": "error",
+        "source": "grades/alice/week04.json",
+    }
     drift = next(i for i in data["items"] if i["id"] == "drift")
     assert drift["rating"] == {"rating": 3, "at": "2026-12-01T08:00:00+00:00"}
     assert data["sources"] == ["grade reports of alice in grades/alice, weeks 1, 4"]
