@@ -175,6 +175,66 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- course checklist (the interview-prep and portfolio checklist) ---------------------------
+
+
+def _cmd_checklist(args: argparse.Namespace) -> int:
+    from autograder import checklist as ck
+
+    path = Path(args.path)
+    if args.quiz:
+        result = ck.quiz(path)
+        stopped = "stopped; " if result.interrupted else ""
+        print(
+            f"\nQuiz {stopped}{len(result.rated)} of {result.total} questions rated"
+            + (f", saved in {result.file}." if result.rated else ".")
+        )
+        return 130 if result.interrupted else 0
+
+    def progress(week: int) -> None:
+        print(f"running `course check {week}` ...", file=sys.stderr, flush=True)
+
+    cl = ck.checklist(
+        path,
+        grades=None if args.grades is None else Path(args.grades),
+        student=args.student,
+        run_checks=args.run_checks,
+        on_week=progress,
+    )
+    render = {"table": ck.to_table, "md": ck.to_markdown, "json": ck.to_json}[args.format]
+    sys.stdout.write(render(cl))
+    return 0
+
+
+def _add_checklist(verbs: argparse._SubParsersAction) -> None:
+    chl = verbs.add_parser(
+        "checklist", help="the interview-prep and portfolio checklist of your checkout"
+    )
+    chl.add_argument("path", nargs="?", default=".", help="your course checkout (default: .)")
+    chl.add_argument(
+        "--grades", metavar="DIR",
+        help="the grade reports' folder (default: PATH/grades, written by `course grade`)",
+    )  # fmt: skip
+    chl.add_argument("--student", help="whose reports, when DIR holds several students'")
+    chl.add_argument(
+        "--format", choices=("table", "md", "json"), default="table",
+        help="table (default), md (a portfolio section for your README) or json",
+    )  # fmt: skip
+    chl.add_argument(
+        "--quiz", action="store_true",
+        help="practise the concepts and design prompts one at a time; ratings saved in "
+        "PATH/.course/checklist.json",
+    )  # fmt: skip
+    chl.add_argument(
+        "--run-checks", action="store_true",
+        help="also run `course check N` for every week with evidence (minutes)",
+    )  # fmt: skip
+    chl.set_defaults(func=_cmd_checklist)
+
+
+# --- end of course checklist ----------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``course`` argument parser; each option carries its own help."""
     parser = argparse.ArgumentParser(
@@ -250,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("dest", help="an empty or new folder")
     exp.set_defaults(func=_cmd_export)
+    _add_checklist(verbs)  # course checklist
     return parser
 
 
