@@ -419,10 +419,10 @@ def _run_rollout(args: argparse.Namespace) -> int:
             f"{outcome.version} (restart the stable API to serve it)"
         )
         return 0
-    where = f"version {outcome.stable_version}" if outcome.stable_version else "where it was"
+    at = f" at the {outcome.step} % step" if outcome.step is not None else ""
+    count = f"{len(outcome.reasons)} reason{'s' if len(outcome.reasons) > 1 else ''}"
     print(
-        f"rolled back: the canary gets no traffic, '{gates.CHAMPION}' stays {where} "
-        f"({len(outcome.reasons)} reason{'s' if len(outcome.reasons) > 1 else ''}):"
+        f"rolled back{at}: the canary gets no traffic, '{gates.CHAMPION}' is untouched ({count}):"
     )
     for reason in outcome.reasons:
         print(f"  - {reason}")

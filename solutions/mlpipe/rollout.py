@@ -399,7 +399,7 @@ def check_traffic(canary: Counts, stable: Counts, policy: RolloutParams) -> Chec
     low = min(canary.total, stable.total) < policy.min_requests
     detail = (
         f"the canary answered {canary.total:.0f} predictions requests and the stable "
-        f"{stable.total:.0f}, {'fewer' if low else 'at least'} than the "
+        f"{stable.total:.0f}, {'fewer than' if low else 'at least'} the "
         f"{policy.min_requests} each needs (rollout.min_requests)."
     )
     return Check("traffic", not low, detail)
@@ -511,6 +511,7 @@ class Outcome:
         model: The registered model's name (``None`` if the canary never answered).
         version: The canary's model version.
         stable_version: The stable's model version.
+        step: The weight of the step it stopped at (``None``: it did not stop).
         checks: Every check of every step, the step's weight in each name.
     """
 
@@ -519,6 +520,7 @@ class Outcome:
     model: str | None = None
     version: str | None = None
     stable_version: str | None = None
+    step: int | None = None
     checks: list[Check] = field(default_factory=list)
 
 
@@ -667,6 +669,10 @@ async def run_steps(
                     await _get(client, f"{url}/ready", f"the {side} backend")
                 if outcome.version is None:
                     await _identify(client, urls, outcome)
+                    say(
+                        f"  canary: {outcome.model} version {outcome.version}, "
+                        f"stable: version {outcome.stable_version}"
+                    )
                     baseline = (await scrape(client, urls))["stable"]
                 before = (await scrape(client, urls))["canary"]
                 router.weight = weight
@@ -678,10 +684,10 @@ async def run_steps(
                     say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
                 outcome.checks += _record(list(decision.checks), weight)
                 if not decision.allowed:
-                    outcome.reasons = decision.reasons
+                    outcome.reasons, outcome.step = decision.reasons, weight
                     break
         except _Stop as stop:
-            outcome.reasons = [f"backend: {stop}"]
+            outcome.reasons, outcome.step = [f"backend: {stop}"], weight
             outcome.checks.append(Check("backend", False, str(stop)))
     if outcome.reasons:
         router.weight = 0
