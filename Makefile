@@ -122,3 +122,11 @@ lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_AR
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# --- week 7: rollout ---------------------------------------------------------------------------
+.PHONY: bench-router
+bench-router: $(STAMP) ## router benchmark: mlpipe.serve directly vs through the rollout's router (installs wrk)
+	command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
+	$(BIN)/python benchmarks/router.py $(BENCH_ARGS)
+# --- end of week 7: rollout --------------------------------------------------------------------

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from mlpipe.config import RolloutParams
 from mlpipe.gates import Check, Decision
 
@@ -72,6 +74,8 @@ HOP_BY_HOP = frozenset(
         b"content-encoding",
     }
 )
+#: Headers of a backend's answer the router's own server writes again.
+RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
 #: The endpoints whose answers the analysis counts (not /health, /ready or /metrics).
 PREDICT_ENDPOINTS = ("/predict", "/predict/batch")
 #: The backends' metric families (see ``mlpipe.serve.Metrics``).
@@ -116,6 +120,58 @@ def _json_answer(status: int, detail: str) -> tuple[int, list[tuple[bytes, bytes
     return status, [(b"content-type", b"application/json")], body
 
 
+class PooledTransport(httpx.AsyncBaseTransport):
+    """An ``httpx`` transport over aiohttp's keep-alive connection pool.
+
+    ``httpx.AsyncClient``'s own transport (httpcore on anyio, h11 in pure Python)
+    costs about 1 ms of CPU per forwarded request, several times what the backend
+    spends on a prediction: behind it the router would halve the throughput. This
+    one keeps httpx's API (and its exceptions) and sends with aiohttp (a dependency
+    of MLflow, with a C parser): about 0.2 ms.
+
+    Args:
+        connections: Most connections open at once, over every backend.
+    """
+
+    def __init__(self, connections: int = 256) -> None:
+        self.connections = connections
+        self._session: Any | None = None
+
+    async def handle_async_request(self, request: Any) -> Any:
+        """Send one ``httpx.Request``; its ``httpx.Response``, body read."""
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=None),
+                timeout=aiohttp.ClientTimeout(total=BACKEND_TIMEOUT),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+            )
+        try:
+            async with self._session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=await request.aread(),
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+        except aiohttp.ClientConnectorError as err:
+            raise httpx.ConnectError(str(err), request=request) from err
+        except TimeoutError as err:
+            raise httpx.ReadTimeout(f"no answer in {BACKEND_TIMEOUT:g} s", request=request) from err
+        except aiohttp.ClientError as err:
+            raise httpx.RemoteProtocolError(str(err), request=request) from err
+        return httpx.Response(response.status, headers=response.raw_headers, content=body)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class Router:
     """ASGI app: forward every request to the stable or the canary backend.
 
@@ -148,10 +204,7 @@ class Router:
 
     def _client(self) -> Any:
         if self.client is None:
-            import httpx
-
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            self.client = httpx.AsyncClient(timeout=BACKEND_TIMEOUT, limits=limits)
+            self.client = httpx.AsyncClient(transport=PooledTransport(), trust_env=False)
         return self.client
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
@@ -203,8 +256,6 @@ class Router:
         self, side: str, method: str, target: str, headers: list, body: bytes
     ) -> tuple[str, tuple[int, list[tuple[bytes, bytes]], bytes]]:
         """Send one request to ``side``; the side that answered and its answer."""
-        import httpx
-
         try:
             response = await self._client().request(
                 method, self.urls[side] + target, headers=headers, content=body
@@ -219,7 +270,7 @@ class Router:
             return side, _json_answer(504, detail)
         except httpx.TransportError as err:
             return side, _json_answer(502, f"The {side} backend broke the connection ({err}).")
-        kept = [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+        kept = [(k, v) for k, v in response.headers.raw if k.lower() not in RESPONSE_DROPPED]
         return side, (response.status_code, kept, response.content)
 
 
@@ -530,8 +581,6 @@ class _Stop(Exception):
 
 async def _get(client: Any, url: str, what: str) -> Any:
     """GET ``url``; its response when it is a 200, else :class:`_Stop` naming ``what``."""
-    import httpx
-
     try:
         response = await client.get(url, timeout=5.0)
     except httpx.HTTPError as err:
@@ -576,8 +625,6 @@ async def drive(url: str, requests: int, concurrency: int) -> collections.Counte
     Returns:
         The answers, counted by status code (``"error"``: no answer at all).
     """
-    import httpx
-
     species = load_rows()
     statuses: collections.Counter = collections.Counter()
     jobs = iter(range(requests))
@@ -657,8 +704,6 @@ async def run_steps(
         policy: The steps, the traffic of each and the limits.
         say: Where progress lines go.
     """
-    import httpx
-
     outcome = Outcome()
     urls = router.urls
     async with httpx.AsyncClient() as client:
@@ -835,8 +880,6 @@ def _free_port(host: str) -> int:
 
 
 def _wait_ready(side: str, url: str, proc: subprocess.Popen, log: Path) -> None:
-    import httpx
-
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(httpx.HTTPError):
