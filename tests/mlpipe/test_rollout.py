@@ -269,6 +269,17 @@ def test_the_aiohttp_forwarder_says_when_a_backend_is_unreachable():
         asyncio.run(refused())
 
 
+def test_a_router_port_in_use_is_one_sentence_before_any_traffic():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(rollout.RolloutError, match=f"cannot listen on 127.0.0.1:{port}"):
+            rollout.rollout("http://127.0.0.1:1", "http://127.0.0.1:2", POLICY, port=port)
+
+
 def test_a_stable_that_is_down_is_a_502_naming_it():
     [answer] = routed(0, [{}], stable=Refused())
     assert answer.status_code == 502 and "stable backend cannot be reached" in answer.text
