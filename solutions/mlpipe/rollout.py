@@ -10,7 +10,10 @@ ASGI app under uvicorn) sends each request to one of them::
 A client always lands on the same side for a given weight: its key (the
 ``X-Client-Id`` header, else its address) is hashed into one of 10,000 buckets,
 and the buckets below ``weight`` x 100 go to the canary. Raising the weight only
-moves more buckets over, so a client never flips back.
+moves more buckets over, so a client never flips back. The router forwards over
+one pooled keep-alive client (aiohttp's, see :class:`AiohttpForwarder` for why not
+httpx's) and passes every backend answer through, errors included. It also runs
+alone: ``uvicorn mlpipe.rollout:router_from_env --factory`` (:func:`router_from_env`).
 
 The rollout raises the weight step by step (``rollout.steps`` of params.yaml).
 At each step it drives traffic through the router (or waits for outside
@@ -115,12 +118,13 @@ def client_key(scope: MutableMapping[str, Any]) -> str:
     return client[0] if client else ""
 
 
-def _json_answer(status: int, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+#: An answer: status, raw headers, body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _json_answer(status: int, detail: str) -> Answer:
     body = json.dumps({"detail": detail}).encode()
     return status, [(b"content-type", b"application/json")], body
-
-
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class Unreachable(Exception):
