@@ -58,6 +58,8 @@ ADDRESS_PATTERN = re.compile(
 )
 #: Bytes read at a time when looking for the end of a line.
 SCAN_BYTES = 1 << 16
+#: What ``ray start`` says when a node missed its 30 s to register (it goes on starting).
+LATE_NODE = "timed out during startup"
 #: The metric every Tune trial reports, as week 3's trial runs log it.
 METRIC = "cv_accuracy"
 
@@ -274,7 +276,7 @@ class PartReport:
             that is not a finite number.
         outside: Feature -> ``(position in the part, value)`` of its first number
             outside the valid range.
-        worker: ``host:pid`` of the worker process that scored it.
+        worker: ``node <id> pid <pid>`` of the worker process that scored it.
         loads: How many times that worker has loaded the model (1, always).
     """
 
@@ -308,10 +310,10 @@ class PartScorer:
         self.columns = list(columns)
         self.valid_range = valid_range
         self.loads = 1
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = _worker_name()
 
     def ready(self) -> str:
-        """The worker's ``host:pid``, once it has started."""
+        """The worker's name (``node <id> pid <pid>``), once it has started."""
         return self.worker
 
     def score(
@@ -358,6 +360,13 @@ class PartScorer:
         return report, export.scored_csv(scored, header=part.index == 0).encode("utf-8")
 
 
+def _worker_name() -> str:
+    """``node <first 8 hex digits of the Ray node id> pid <pid>`` of this worker process."""
+    import ray
+
+    return f"node {ray.get_runtime_context().get_node_id()[:8]} pid {os.getpid()}"
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     """What a split scoring did.
@@ -365,8 +374,8 @@ class ScoreResult:
     Attributes:
         rows: Rows scored.
         parts: Parts the file was cut into.
-        workers: ``host:pid`` of each worker, with how many parts it scored.
-        loads: ``host:pid`` -> how many times that worker loaded the model.
+        workers: each worker (``node <id> pid <pid>``), with how many parts it scored.
+        loads: worker -> how many times it loaded the model.
         recast: Parts scored a second time because a column's type differed
             from the whole file's.
         seconds: Wall time of the scoring, start-up of the workers excluded.
@@ -604,16 +613,26 @@ def _trial(config: dict[str, Any], X: pd.DataFrame, y: pd.Series, base: TrainPar
 
     params = replace(base, C=float(config["C"]))
     score = track.cv_score(params, X, y, folds)
-    tune.report({METRIC: score, "worker": f"{socket.gethostname()}:{os.getpid()}"})
+    tune.report({METRIC: score, "worker": _worker_name()})
 
 
-def _search_space(track: TrackParams):
-    """Week 3's search space, define-by-run: the same ``suggest_float`` call."""
+@dataclass(frozen=True)
+class SearchSpace:
+    """Week 3's search space, define-by-run: the same ``suggest_float`` call as its objective.
 
-    def space(trial: Any) -> None:
-        trial.suggest_float("C", track.C_min, track.C_max, log=True)
+    A class, not a closure, so that Tune can save the searcher's state (it pickles it).
 
-    return space
+    Attributes:
+        low: Smallest ``C`` (``track.C_min``).
+        high: Largest ``C`` (``track.C_max``).
+    """
+
+    low: float
+    high: float
+
+    def __call__(self, trial: Any) -> None:
+        """Suggest ``C`` on a log scale, as week 3's objective does."""
+        trial.suggest_float("C", self.low, self.high, log=True)
 
 
 @dataclass
@@ -625,7 +644,7 @@ class TrialRecord:
         C: The regularisation strength it tried.
         score: Its mean cross-validated accuracy.
         run_id: Its nested MLflow run.
-        worker: ``host:pid`` of the Ray worker that ran it.
+        worker: ``node <id> pid <pid>`` of the Ray worker that ran it.
     """
 
     number: int
@@ -696,6 +715,7 @@ def tune(
     Raises:
         ScaleError: When a trial fails.
     """
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no progress tables on stdout
     import mlflow
     import optuna
     from ray import tune as ray_tune
@@ -716,7 +736,7 @@ def tune(
         mlflow.log_params({f"search.{k}": v for k, v in search.items()})
         callback = _mlflow_callback(parent.info.run_id, parent.info.experiment_id, base)
         searcher = OptunaSearch(
-            space=_search_space(track),
+            space=SearchSpace(track.C_min, track.C_max),
             metric=METRIC,
             mode="max",
             sampler=optuna.samplers.TPESampler(seed=track.seed),
@@ -797,6 +817,8 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.groups: list[int] = []
         self.seconds = 0.0
+        self.attempts = 0
+        self.late = 0
 
     def _start(self, *args: str, timeout: float) -> None:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -827,29 +849,65 @@ class LocalCluster:
             proc.kill()
             output, _ = proc.communicate()
             raise ScaleError(f"`ray start` did not finish within {timeout:g} s.") from None
-        if proc.returncode != 0:
+        if proc.returncode != 0 and LATE_NODE in output:
+            self.late += 1  # its processes go on starting: wait_for_nodes waits for them
+        elif proc.returncode != 0:
             tail = " ".join(output.strip().splitlines()[-3:])[-400:]
             raise ScaleError(f"`ray start` exited with {proc.returncode}: {tail}")
 
-    def start(self, timeout: float = 300.0) -> str:
-        """Start the head, then the workers; return the head's address (``127.0.0.1:PORT``)."""
+    def start(self, timeout: float = 300.0, attempts: int = 3) -> str:
+        """Start the head, then the workers; return the head's address (``127.0.0.1:PORT``).
+
+        ``ray start`` gives a node 30 s to register with the head, which a busy
+        machine can miss; it then exits with an error while the node's processes
+        go on starting, so that error is tolerated and the start waits until the
+        head knows every node alive. Any other failed start is cleaned up and
+        tried again (new ports), up to ``attempts`` times.
+
+        Raises:
+            ScaleError: When the last attempt fails too.
+        """
         begin = time.perf_counter()
-        try:
-            self._start(
-                "--head",
-                f"--port={self.port}",
-                "--include-dashboard=false",
-                f"--dashboard-port={free_port()}",
-                f"--ray-client-server-port={free_port()}",
-                timeout=timeout,
-            )
-            for _ in range(self.workers):
-                self._start(f"--address={self.address}", timeout=timeout)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, attempts + 1):
+            self.port = free_port()
+            self.address = f"127.0.0.1:{self.port}"
+            try:
+                self._start(
+                    "--head",
+                    f"--port={self.port}",
+                    "--include-dashboard=false",
+                    f"--dashboard-port={free_port()}",
+                    f"--ray-client-server-port={free_port()}",
+                    timeout=timeout,
+                )
+                for _ in range(self.workers):
+                    self._start(f"--address={self.address}", timeout=timeout)
+                self.wait_for_nodes(timeout)
+                break
+            except ScaleError:
+                self._kill()
+                if attempt == attempts:
+                    self.stop()
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+        self.attempts = attempt
         self.seconds = time.perf_counter() - begin
         return self.address
+
+    def wait_for_nodes(self, timeout: float = 300.0) -> None:
+        """Wait until the head knows the head and every worker node alive.
+
+        Raises:
+            ScaleError: When they are not all alive within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        want = 1 + self.workers
+        while (found := alive_nodes(self.address)) < want:
+            if time.monotonic() > deadline:
+                raise ScaleError(f"Only {found} of {want} Ray nodes started within {timeout:g} s.")
+            time.sleep(1.0)
 
     def pids(self) -> list[int]:
         """The processes of this cluster that are still there."""
@@ -871,6 +929,10 @@ class LocalCluster:
 
     def stop(self, grace: float = 10.0) -> None:
         """End every process of this cluster (SIGTERM, then SIGKILL after ``grace`` s) and its files."""
+        self._kill(grace)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _kill(self, grace: float = 10.0) -> None:
         for number in (signal.SIGTERM, signal.SIGKILL):
             pids = self.pids()
             for pid in pids:
@@ -882,7 +944,7 @@ class LocalCluster:
                 pids = [p for p in pids if _alive(p)]
             if not pids:
                 break
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.groups = []
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -890,6 +952,25 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def alive_nodes(address: str) -> int:
+    """How many nodes the head at ``address`` knows alive (0 while it does not answer).
+
+    It asks the head's GCS as ``ray start`` does (``ray._private``: Ray has no
+    public call for it that works without a driver or a dashboard).
+    """
+    from ray._private import services, state
+
+    table = state.GlobalState()
+    try:
+        table._initialize_global_state(services._get_gcs_client_options(address))
+        return sum(1 for node in table.node_table() if node.get("Alive"))
+    except Exception:  # not up yet: any error of the GCS client
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            table.disconnect()
 
 
 def _alive(pid: int) -> bool:
