@@ -439,11 +439,13 @@ def _scale_score(args: argparse.Namespace) -> int:
 
 
 def _scale_tune(args: argparse.Namespace) -> int:
-    from mlpipe import data, scale, track
+    from mlpipe import scale
 
     params = _scale_params(args)
     address = scale.resolve_address(args.address, params)
-    scale.check_reachable(address, params.connect_timeout)
+    scale.check_reachable(address, params.connect_timeout)  # before MLflow's 3 s import
+    from mlpipe import data, track
+
     base = load_train_params(args.params)
     track_params = load_params(args.params, "track", TrackParams)
     df = data.read_processed(args.data)

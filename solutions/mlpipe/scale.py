@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -317,7 +317,7 @@ class PartScorer:
         return self.worker
 
     def score(
-        self, path: str, head: bytes, part: Part, casts: dict[str, str] | None = None
+        self, path: str, head: bytes, part: Part, casts: dict[str, str], header: bool
     ) -> tuple[PartReport, bytes]:
         """Check and score one part of the file.
 
@@ -327,10 +327,11 @@ class PartScorer:
             part: The range to score.
             casts: Column -> type to convert to before writing, so that the part's
                 numbers are written as the whole file's type writes them.
+            header: Start the text with the header line (the first part with rows).
 
         Returns:
-            The :class:`PartReport`, and the part's scored CSV text (with the header
-            line for part 0; empty when the part has a bad row).
+            The :class:`PartReport`, and the part's scored CSV text (empty when the
+            part has a bad row).
         """
         from mlpipe import export
 
@@ -354,16 +355,20 @@ class PartScorer:
                 report.outside[column] = outside
         if not report.clean or not len(df):
             return report, b""
-        for column, dtype in (casts or {}).items():
+        for column, dtype in casts.items():
             df[column] = df[column].astype(dtype)
         scored = export.score_frame(self.model, df, self.columns)
-        return report, export.scored_csv(scored, header=part.index == 0).encode("utf-8")
+        return report, export.scored_csv(scored, header=header).encode("utf-8")
 
 
 def _worker_name() -> str:
-    """``node <first 8 hex digits of the Ray node id> pid <pid>`` of this worker process."""
-    import ray
+    """``node <first 8 hex digits of the Ray node id> pid <pid>`` of this worker process.
 
+    Outside Ray (:func:`run_locally`), ``local pid <pid>``.
+    """
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return f"local pid {os.getpid()}"
     return f"node {ray.get_runtime_context().get_node_id()[:8]} pid {os.getpid()}"
 
 
@@ -444,6 +449,96 @@ def first_problem(
     return None
 
 
+#: One part to score: the part, the types to cast columns to, whether to write the header.
+Job = tuple[Part, dict[str, str], bool]
+
+
+def redo_plan(reports: list[PartReport]) -> list[tuple[int, dict[str, str], bool]]:
+    """The parts to score again so that, joined in order, they are the whole file's bytes.
+
+    A part is redone when pandas gave a column another type than it gives the whole
+    file (an integer column with a missing value in another part is a float column
+    in the whole file: ``3`` must be written ``3.0``), or when the header belongs to
+    it rather than to part 0 (part 0 had only blank lines).
+
+    Returns:
+        ``(index, casts, header)`` of each part to redo.
+    """
+    scored = [r for r in reports if r.rows]
+    whole = {c: common_dtype([r.dtypes[c] for r in scored]) for c in scored[0].dtypes}
+    plan = []
+    for report in scored:
+        casts = {c: t for c, t in whole.items() if report.dtypes.get(c) != t}
+        header = report.index == scored[0].index
+        if casts or header != (report.index == 0):
+            plan.append((report.index, casts, header))
+    return plan
+
+
+def split_score(
+    data: str | Path,
+    out: str | Path,
+    columns: list[str],
+    valid_range: tuple[float, float],
+    parts: int,
+    run: Callable[[str, bytes, list[Job]], dict[int, tuple[PartReport, Any]]],
+    fetch: Callable[[Any], bytes] = bytes,
+) -> tuple[int, list[PartReport], int]:
+    """Score a CSV file part by part into ``out``: the bytes ``python -m mlpipe score`` writes.
+
+    Args:
+        data: The CSV file.
+        out: The CSV file to write, atomically, only when every row is good.
+        columns: The model's input columns.
+        valid_range: ``(low, high)`` of every feature.
+        parts: Parts to cut the file into (:func:`byte_ranges`).
+        run: Scores jobs (``run(path, header line, jobs)``) and returns part index ->
+            ``(report, text)``; the :class:`Scorer`'s runs them on the cluster,
+            :func:`run_locally` in this process.
+        fetch: Turns what ``run`` returned as a text into bytes (``ray.get``).
+
+    Returns:
+        ``(rows scored, the first pass's reports, parts scored again)``.
+
+    Raises:
+        ServeError: For the file's first problem, in ``mlpipe score``'s sentence
+            (missing file, no rows, not CSV, missing column, bad value).
+    """
+    from mlpipe import export
+
+    path = Path(data).resolve()
+    head_rows = export.read_csv(path, nrows=1)  # missing, empty, not CSV: week 5's sentences
+    export.feature_matrix(head_rows.iloc[:0], columns)  # a missing column
+    head = header(path)
+    cut = byte_ranges(path, parts)
+    done = run(str(path), head, [(p, {}, p.index == 0) for p in cut])
+    reports = [done[p.index][0] for p in cut]
+    problem = first_problem(reports, cut, path, columns, valid_range)
+    if problem is not None:
+        raise problem
+    if not any(r.rows for r in reports):
+        export.read_csv(path)  # week 5's sentence for a file without rows
+    plan = redo_plan(reports)
+    if plan:
+        done.update(run(str(path), head, [(cut[i], casts, first) for i, casts, first in plan]))
+    with _atomic_binary(out) as handle:
+        for part in cut:
+            handle.write(fetch(done.pop(part.index)[1]))
+    return sum(r.rows for r in reports), reports, len(plan)
+
+
+def run_locally(scorer: PartScorer) -> Callable[[str, bytes, list[Job]], dict]:
+    """A runner for :func:`split_score` that scores every part in this process, in order.
+
+    The same algorithm without a cluster: for the tests, and to debug a file.
+    """
+
+    def run(path: str, head: bytes, jobs: list[Job]) -> dict[int, tuple[PartReport, bytes]]:
+        return {part.index: scorer.score(path, head, part, c, h) for part, c, h in jobs}
+
+    return run
+
+
 class Scorer:
     """Score CSV files on a Ray cluster, one actor per worker, each holding the model.
 
@@ -508,21 +603,22 @@ class Scorer:
                 ray.kill(actor)
         self.actors = []
 
-    def _run(
-        self, path: str, head: bytes, parts: list[Part], casts: dict[int, dict[str, str]]
-    ) -> dict[int, tuple[PartReport, Any]]:
-        """Score ``parts``, each on the next idle actor; return index -> (report, text ref)."""
+    def _run(self, path: str, head: bytes, jobs: list[Job]) -> dict[int, tuple[PartReport, Any]]:
+        """Score ``jobs``, each on the next idle actor; return index -> (report, text ref).
+
+        The texts stay in the object store until the driver writes them.
+        """
         import ray
 
-        todo = list(parts)
-        running: dict[Any, tuple[int, Any, Any]] = {}  # report ref -> (actor, part, text ref)
+        todo = list(jobs)
+        running: dict[Any, tuple[int, Part, Any]] = {}  # report ref -> (actor, part, text ref)
         done: dict[int, tuple[PartReport, Any]] = {}
         idle = list(range(len(self.actors)))
         while todo or running:
             while todo and idle:
-                slot, part = idle.pop(), todo.pop(0)
+                slot, (part, casts, first) = idle.pop(), todo.pop(0)
                 method = self.actors[slot].score.options(num_returns=2)
-                report_ref, text_ref = method.remote(path, head, part, casts.get(part.index))
+                report_ref, text_ref = method.remote(path, head, part, casts, first)
                 running[report_ref] = (slot, part, text_ref)
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
@@ -532,57 +628,30 @@ class Scorer:
         return done
 
     def score(self, data: str | Path, out: str | Path) -> ScoreResult:
-        """Score a CSV file into ``out``: the bytes ``python -m mlpipe score`` writes.
+        """Score a CSV file into ``out`` on the cluster (see :func:`split_score`).
 
         Raises:
             ServeError: For the file's first problem, as ``mlpipe score`` reports
-                it (missing file, no rows, not CSV, missing column, bad value);
-                nothing is written then.
+                it; nothing is written then.
         """
         import ray
 
-        from mlpipe import export
-
         start = time.perf_counter()
-        path = Path(data).resolve()
-        head_rows = export.read_csv(path, nrows=1)  # missing, empty, no rows: week 5's sentences
-        export.feature_matrix(head_rows.iloc[:0], self.columns)  # a missing column
-        head = header(path)
-        parts = byte_ranges(path, self.workers * self.parts_per_worker)
-        done = self._run(str(path), head, parts, {})
-        reports = [done[p.index][0] for p in parts]
-        problem = first_problem(reports, parts, path, self.columns, self.valid_range)
-        if problem is not None:
-            raise problem
-        if sum(r.rows for r in reports) == 0:
-            export.read_csv(path)  # week 5's sentence for a file without rows
-        whole = {
-            column: common_dtype([r.dtypes[column] for r in reports if r.rows])
-            for column in reports[0].dtypes
-        }
-        casts = {
-            r.index: {c: t for c, t in whole.items() if r.dtypes.get(c) != t}
-            for r in reports
-            if r.rows and any(r.dtypes.get(c) != t for c, t in whole.items())
-        }
-        if casts:
-            again = self._run(str(path), head, [p for p in parts if p.index in casts], casts)
-            done.update(again)
+        parts = self.workers * self.parts_per_worker
+        rows, reports, recast = split_score(
+            data, out, self.columns, self.valid_range, parts, self._run, ray.get
+        )
         workers: dict[str, int] = {}
         loads: dict[str, int] = {}
-        with _atomic_binary(out) as handle:
-            for part in parts:
-                report, text_ref = done.pop(part.index)
-                handle.write(ray.get(text_ref))
-                del text_ref
-                workers[report.worker] = workers.get(report.worker, 0) + 1
-                loads[report.worker] = report.loads
+        for report in reports:
+            workers[report.worker] = workers.get(report.worker, 0) + 1
+            loads[report.worker] = report.loads
         return ScoreResult(
-            rows=sum(r.rows for r in reports),
-            parts=len(parts),
+            rows=rows,
+            parts=len(reports),
             workers=workers,
             loads=loads,
-            recast=len(casts),
+            recast=recast,
             seconds=time.perf_counter() - start,
         )
 
@@ -926,6 +995,10 @@ class LocalCluster:
             if self.folder.encode() in cmdline:
                 found.append(pid)
         return found
+
+    def running(self) -> list[int]:
+        """The processes of this cluster still running (empty after :meth:`stop`)."""
+        return [pid for pid in self.pids() if _alive(pid)]
 
     def stop(self, grace: float = 10.0) -> None:
         """End every process of this cluster (SIGTERM, then SIGKILL after ``grace`` s) and its files."""
