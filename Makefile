@@ -122,3 +122,8 @@ lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_AR
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# --- week 7: scale (Ray) ---
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## Ray benchmark: 1,000,000 rows on a head + worker (2 workers) vs one `mlpipe score`
+	$(BIN)/python benchmarks/scale.py $(BENCH_ARGS)
