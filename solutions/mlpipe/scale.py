@@ -277,7 +277,8 @@ class PartReport:
         outside: Feature -> ``(position in the part, value)`` of its first number
             outside the valid range.
         worker: ``node <id> pid <pid>`` of the worker process that scored it.
-        loads: How many times that worker has loaded the model (1, always).
+        model: Identity of the model object it scored with (``id()``, in hex): one
+            per worker when the model is loaded once per worker.
     """
 
     index: int
@@ -287,7 +288,7 @@ class PartReport:
     not_finite: dict[str, tuple[int, Any]] = field(default_factory=dict)
     outside: dict[str, tuple[int, float]] = field(default_factory=dict)
     worker: str = ""
-    loads: int = 0
+    model: str = ""
 
     @property
     def clean(self) -> bool:
@@ -309,7 +310,6 @@ class PartScorer:
         self.model = model
         self.columns = list(columns)
         self.valid_range = valid_range
-        self.loads = 1
         self.worker = _worker_name()
 
     def ready(self) -> str:
@@ -335,7 +335,7 @@ class PartScorer:
         """
         from mlpipe import export
 
-        report = PartReport(part.index, worker=self.worker, loads=self.loads)
+        report = PartReport(part.index, worker=self.worker, model=f"{id(self.model):x}")
         try:
             df, _ = read_part(path, head, part)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -380,7 +380,7 @@ class ScoreResult:
         rows: Rows scored.
         parts: Parts the file was cut into.
         workers: each worker (``node <id> pid <pid>``), with how many parts it scored.
-        loads: worker -> how many times it loaded the model.
+        loads: worker -> how many model objects it scored with (1: loaded once).
         recast: Parts scored a second time because a column's type differed
             from the whole file's.
         seconds: Wall time of the scoring, start-up of the workers excluded.
@@ -642,10 +642,11 @@ class Scorer:
             data, out, self.columns, self.valid_range, parts, self._run, ray.get
         )
         workers: dict[str, int] = {}
-        loads: dict[str, int] = {}
+        models: dict[str, set[str]] = {}
         for report in reports:
             workers[report.worker] = workers.get(report.worker, 0) + 1
-            loads[report.worker] = report.loads
+            models.setdefault(report.worker, set()).add(report.model)
+        loads = {worker: len(ids) for worker, ids in models.items()}
         return ScoreResult(
             rows=rows,
             parts=len(reports),
