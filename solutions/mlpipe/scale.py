@@ -603,28 +603,34 @@ class Scorer:
                 ray.kill(actor)
         self.actors = []
 
-    def _run(self, path: str, head: bytes, jobs: list[Job]) -> dict[int, tuple[PartReport, Any]]:
-        """Score ``jobs``, each on the next idle actor; return index -> (report, text ref).
+    def _run(self, path: str, head: bytes, jobs: list[Job]) -> dict[int, tuple[PartReport, bytes]]:
+        """Score ``jobs``, each on the next idle actor; return index -> (report, text).
 
-        The texts stay in the object store until the driver writes them.
+        A finished part's text is pulled from its node's object store while the
+        actors score the next parts, so that the transfer overlaps the work.
         """
         import ray
 
         todo = list(jobs)
         running: dict[Any, tuple[int, Part, Any]] = {}  # report ref -> (actor, part, text ref)
-        done: dict[int, tuple[PartReport, Any]] = {}
+        done: dict[int, tuple[PartReport, bytes]] = {}
         idle = list(range(len(self.actors)))
-        while todo or running:
+
+        def submit() -> None:
             while todo and idle:
                 slot, (part, casts, first) = idle.pop(), todo.pop(0)
                 method = self.actors[slot].score.options(num_returns=2)
                 report_ref, text_ref = method.remote(path, head, part, casts, first)
                 running[report_ref] = (slot, part, text_ref)
+
+        while todo or running:
+            submit()
             ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                slot, part, text_ref = running.pop(ref)
-                done[part.index] = (ray.get(ref), text_ref)
-                idle.append(slot)
+            finished = [running.pop(ref) + (ref,) for ref in ready]
+            idle.extend(slot for slot, *_ in finished)
+            submit()  # the next parts first, then the transfers
+            for _, part, text_ref, ref in finished:
+                done[part.index] = (ray.get(ref), ray.get(text_ref))
         return done
 
     def score(self, data: str | Path, out: str | Path) -> ScoreResult:
@@ -634,12 +640,10 @@ class Scorer:
             ServeError: For the file's first problem, as ``mlpipe score`` reports
                 it; nothing is written then.
         """
-        import ray
-
         start = time.perf_counter()
         parts = self.workers * self.parts_per_worker
         rows, reports, recast = split_score(
-            data, out, self.columns, self.valid_range, parts, self._run, ray.get
+            data, out, self.columns, self.valid_range, parts, self._run
         )
         workers: dict[str, int] = {}
         models: dict[str, set[str]] = {}
