@@ -143,3 +143,7 @@ bench-router: $(STAMP) ## router benchmark: mlpipe.serve directly vs through the
 		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
 	$(BIN)/python benchmarks/router.py $(BENCH_ARGS)
 # --- end of week 7: rollout --------------------------------------------------------------------
+# --- week 7: scale (Ray) ---
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## Ray benchmark: 1,000,000 rows on a head + worker (2 workers) vs one `mlpipe score`
+	$(BIN)/python benchmarks/scale.py $(BENCH_ARGS)

@@ -10,6 +10,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     simulate                                                 (week 6, given)
     capacity --stats PREFIX_stats.csv [--write-hpa FILE]     (week 7: capacity)
     rollout --steps 10,50,100                                (week 7: rollout)
+    scale generate|score|tune                                (week 7: scale, Ray)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -154,6 +155,30 @@ def _build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--requests", type=int, default=None, help="requests sent at each step")
     roll.add_argument("--concurrency", type=int, default=None, help="requests kept in flight")
     # end of week 7: rollout
+    # week 7: scale (Ray batch scoring and Ray Tune search on a cluster)
+    scale_help = "scale out on a Ray cluster: generate a large CSV, score it, tune"
+    scaling = stages.add_parser("scale", help=scale_help, description=scale_help)
+    actions = scaling.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def scale_action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--params", default=None, help="params.yaml to read (default: built-in)")
+        if name != "generate":
+            sub.add_argument(
+                "--address", default=None, help="the cluster's HOST:PORT (default: scale.address)"
+            )
+        return sub
+
+    generate = scale_action("generate", "write a large Iris-like CSV to score (seeded)")
+    generate.add_argument("--out", default="data/big.csv", help="CSV to write")
+    generate.add_argument("--rows", type=int, default=None, help="rows (default: scale.rows)")
+    generate.add_argument("--seed", type=int, default=None, help="seed (default: scale.seed)")
+    split = scale_action("score", "score a CSV on the cluster: the bytes `mlpipe score` writes")
+    split.add_argument("--input", default="data/big.csv", help="CSV to score")
+    split.add_argument("--out", default="predictions.csv", help="CSV with a prediction column")
+    search = scale_action("tune", "week 3's search as Ray Tune trials; register the best")
+    search.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    # end of week 7: scale
     return parser
 
 
@@ -458,6 +483,93 @@ def _run_rollout(args: argparse.Namespace) -> int:
 
 
 # end of week 7: rollout
+# week 7: scale
+def _scale_params(args: argparse.Namespace):
+    from mlpipe.config import ScaleParams
+
+    return load_params(args.params, "scale", ScaleParams)
+
+
+def _run_scale(args: argparse.Namespace) -> int:
+    if args.action == "score":
+        return _scale_score(args)
+    if args.action == "tune":
+        return _scale_tune(args)
+    from mlpipe import scale
+
+    params = _scale_params(args)
+    rows = params.rows if args.rows is None else args.rows
+    if rows < 1:
+        raise ParamsError(f"--rows must be at least 1, got {rows}.")
+    seed = params.seed if args.seed is None else args.seed
+    path = scale.generate(args.out, rows, seed, params.noise)
+    print(f"{rows} Iris-like rows (seed {seed}) written to {path}")
+    return 0
+
+
+def _scale_score(args: argparse.Namespace) -> int:
+    from mlpipe import export, scale
+
+    params = _scale_params(args)
+    ranges = load_params(args.params, "validate", ValidateParams)
+    address = scale.resolve_address(args.address, params)
+    export.read_csv(args.input, nrows=1)  # a missing or empty file fails before anything else
+    scale.check_reachable(address, params.connect_timeout)
+    ref, model = _registered_model()
+    resources = scale.connect(address, params.connect_timeout)
+    try:
+        valid_range = (ranges.feature_min, ranges.feature_max)
+        workers, parts = params.workers, params.parts_per_worker
+        with scale.Scorer(model, ref.columns, valid_range, workers, parts) as scorer:
+            result = scorer.score(args.input, args.out)
+    finally:
+        scale.disconnect()
+    print(f"scored {result.rows} rows with {ref.name} version {ref.version} into {args.out}")
+    print(
+        f"  on {address} ({resources.get('CPU', 0):g} CPUs): {result.parts} parts, "
+        f"{len(result.workers)} workers, {result.seconds:.2f} s"
+    )
+    for worker, count in sorted(result.workers.items()):
+        print(f"  {worker}: {count} parts, model loaded {result.loads[worker]} time(s)")
+    return 0
+
+
+def _scale_tune(args: argparse.Namespace) -> int:
+    from mlpipe import scale
+
+    params = _scale_params(args)
+    address = scale.resolve_address(args.address, params)
+    scale.check_reachable(address, params.connect_timeout)  # before MLflow's 3 s import
+    from mlpipe import data, track
+
+    base = load_train_params(args.params)
+    track_params = load_params(args.params, "track", TrackParams)
+    df = data.read_processed(args.data)
+    track.connect(track_params)
+    scale.connect(address, params.connect_timeout)
+    try:
+        result, trials = scale.tune(base, track_params, params, df)
+    finally:
+        scale.disconnect()
+    description = (
+        f"Best of {track_params.n_trials} Ray Tune trials (Optuna TPE, seed {track_params.seed}): "
+        f"C={result.best_params['C']:.4g}, cv accuracy {result.best_score:.4f}, "
+        f"test accuracy {result.test_metrics['accuracy']:.4f}."
+    )
+    version = track.register(base.model_name, result.model_uri, result.best_run_id, description)
+    for trial in trials:
+        print(
+            f"  trial-{trial.number}: C={trial.C:.4g} cv accuracy {trial.score:.4f} ({trial.worker})"
+        )
+    print(f"best of {len(trials)} Ray Tune trials: C={result.best_params['C']:.4g}")
+    print(f"  cv accuracy:   {result.best_score:.4f}")
+    print(f"  test accuracy: {result.test_metrics['accuracy']:.4f}")
+    print(f"registered {base.model_name} version {version.version} as '{track.CHALLENGER}'")
+    print(f"tracking store: {track.tracking_uri(track_params)}")
+    return 0
+
+
+# end of week 7: scale
 
 
 STAGES = {
@@ -476,6 +588,7 @@ STAGES = {
     "simulate": _run_simulate,
     "capacity": _run_capacity,  # week 7: capacity
     "rollout": _run_rollout,  # week 7: rollout
+    "scale": _run_scale,  # week 7: scale
 }
 
 
@@ -491,6 +604,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.simulate", "SimulateError"),
         ("mlpipe.capacity", "CapacityError"),  # week 7: capacity
         ("mlpipe.rollout", "RolloutError"),  # week 7: rollout
+        ("mlpipe.scale", "ScaleError"),  # week 7: scale
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

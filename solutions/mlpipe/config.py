@@ -429,3 +429,51 @@ class RolloutParams:
 
 
 # --- end of week 7: rollout ----------------------------------------------------------------------
+# --- week 7: scale -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleParams:
+    """Scaling out with Ray (week 7, section ``scale``).
+
+    Attributes:
+        address: The Ray cluster, ``host:port`` of its head (what ``ray start
+            --head`` prints) or ``ray://host:port`` (Ray Client); empty: the
+            command line's ``--address``, else ``$RAY_ADDRESS``.
+        connect_timeout: Seconds to wait for the head to answer before giving up.
+        workers: Scoring workers (one Ray actor each, one CPU each); 0: one per
+            CPU of the cluster.
+        parts_per_worker: Byte ranges of the file per worker; more parts balance
+            uneven workers better, each part costs a round trip.
+        max_concurrent_trials: Ray Tune trials run at once (one CPU each).
+        rows: Rows of the generated Iris-like file (``scale generate``).
+        seed: Seed of the generator; same seed, same file.
+        noise: Standard deviation, in centimetres, of the noise added to every
+            measurement of a sampled Iris flower.
+    """
+
+    address: str = ""
+    connect_timeout: float = 10.0
+    workers: int = 0
+    parts_per_worker: int = 4
+    max_concurrent_trials: int = 2
+    rows: int = 1_000_000
+    seed: int = 0
+    noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0:
+            raise ParamsError(
+                f"scale.connect_timeout must be greater than 0, got {self.connect_timeout}."
+            )
+        if self.workers < 0:
+            raise ParamsError(f"scale.workers must be 0 (all CPUs) or more, got {self.workers}.")
+        for name in ("parts_per_worker", "max_concurrent_trials", "rows"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ParamsError(f"scale.{name} must be at least 1, got {value}.")
+        if not 0.0 <= self.noise <= 1.0:
+            raise ParamsError(f"scale.noise must be between 0 and 1, got {self.noise}.")
+
+
+# --- end of week 7: scale ------------------------------------------------------------------

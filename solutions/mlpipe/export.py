@@ -49,6 +49,20 @@ class Parity:
         return asdict(self)
 
 
+def first_not_finite(df: pd.DataFrame, column: str) -> int | None:
+    """Position of the first value of ``column`` that is not a finite number (``None``: none)."""
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    return int(bad[0]) if bad.size else None
+
+
+def not_a_number(column: str, row: int, value: Any) -> ServeError:
+    """The error of a value that is not a finite number in data row ``row`` (counted from 1)."""
+    return ServeError(
+        f"Column {column} has a value that is not a finite number in row {row} ({value!r})."
+    )
+
+
 def feature_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The rows of ``df`` as a float matrix with ``columns`` in order.
 
@@ -61,13 +75,9 @@ def feature_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     if missing:
         raise ServeError(f"The data has no column {', '.join(missing)}; it needs {columns}.")
     for column in columns:
-        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise ServeError(
-                f"Column {column} has a value that is not a finite number in row {bad[0] + 1} "
-                f"({df[column].iloc[bad[0]]!r})."
-            )
+        bad = first_not_finite(df, column)
+        if bad is not None:
+            raise not_a_number(column, bad + 1, df[column].iloc[bad])
     return df[columns].to_numpy(dtype=float)
     ### END SOLUTION
 
@@ -86,8 +96,12 @@ def score_frame(model: Any, df: pd.DataFrame, columns: list[str]) -> pd.DataFram
     ### END SOLUTION
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
+def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     """Read a CSV file to score.
+
+    Args:
+        path: The file.
+        nrows: Read only its first ``nrows`` data rows (default: all).
 
     Raises:
         ServeError: When the file is missing, empty or not CSV.
@@ -96,7 +110,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise ServeError(f"The file to score, {path}, does not exist.")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, nrows=nrows)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ServeError(f"{path} is not a readable CSV file ({err}).") from None
     if df.empty:
@@ -115,15 +129,34 @@ def check_range(df: pd.DataFrame, columns: list[str], low: float, high: float) -
             header line not counted) of the first value outside the range.
     """
     for column in columns:
-        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-        with np.errstate(invalid="ignore"):
-            outside = np.flatnonzero(~np.isnan(values) & ((values < low) | (values > high)))
-        if outside.size:
-            row = int(outside[0])
-            raise ServeError(
-                f"Column {column} has {float(values[row])!r} in data row {row + 1}, outside the valid "
-                f"range [{low}, {high}] (validate.feature_min and feature_max); nothing was scored."
-            )
+        found = first_outside(df, column, low, high)
+        if found is not None:
+            raise outside_range(column, found[1], found[0] + 1, low, high)
+
+
+def first_outside(
+    df: pd.DataFrame, column: str, low: float, high: float
+) -> tuple[int, float] | None:
+    """The position and value of the first number of ``column`` outside ``[low, high]``.
+
+    Returns:
+        ``(position, value)``, or ``None`` when every number is inside (values
+        that are not numbers are :func:`feature_matrix`'s to report).
+    """
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        outside = np.flatnonzero(~np.isnan(values) & ((values < low) | (values > high)))
+    if not outside.size:
+        return None
+    return int(outside[0]), float(values[outside[0]])
+
+
+def outside_range(column: str, value: float, row: int, low: float, high: float) -> ServeError:
+    """The error of ``value`` outside ``[low, high]`` in data row ``row`` (counted from 1)."""
+    return ServeError(
+        f"Column {column} has {value!r} in data row {row}, outside the valid "
+        f"range [{low}, {high}] (validate.feature_min and feature_max); nothing was scored."
+    )
 
 
 def score_csv(
@@ -151,8 +184,20 @@ def score_csv(
     if valid_range is not None:
         check_range(df, columns, *valid_range)
     scored = score_frame(model, df, columns)
-    write_text_atomic(out, scored.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(out, scored_csv(scored))
     return len(scored)
+
+
+def scored_csv(scored: pd.DataFrame, header: bool = True) -> str:
+    """The CSV text of scored rows, as :func:`score_csv` writes it.
+
+    Args:
+        scored: Rows from :func:`score_frame`.
+        header: Start with the header line; week 7's split scoring (``mlpipe.scale``)
+            writes it only for the first part, so that the parts joined in order
+            are the same bytes as the whole file scored at once.
+    """
+    return scored.to_csv(index=False, header=header, lineterminator="\n")
 
 
 def to_onnx(model: Any, n_features: int) -> bytes:
