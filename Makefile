@@ -122,3 +122,10 @@ lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_AR
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# --- week 7: infra (w7-cloud) ---
+INFRA_TEMPLATE ?= labs/infra/artifacts.yaml
+.PHONY: infra-lint
+infra-lint: $(STAMP) ## cfn-lint the CloudFormation template (INFRA_TEMPLATE=solutions/infra/artifacts.yaml: the reference)
+	$(BIN)/cfn-lint $(INFRA_TEMPLATE)
+# --- end of week 7: infra ---

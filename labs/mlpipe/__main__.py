@@ -8,6 +8,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     serve, score, export-onnx                                (week 5)
     monitor [--check]                                        (week 6)
     simulate                                                 (week 6, given)
+    infra deploy|delete|lint --endpoint URL                  # week 7: infra
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -127,6 +128,22 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--labels", default="logs/labels.csv", help="ground-truth CSV to write")
     sim.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     sim.add_argument("--delay", type=float, default=0.0, help="seconds between requests")
+    # --- week 7: infra (CloudFormation on a moto server) ---
+    infra_help = "deploy or delete the artefact store's CloudFormation stack, or lint its template"
+    infra = stages.add_parser("infra", help=infra_help, description=infra_help)
+    infra.add_argument("action", choices=("deploy", "delete", "lint"), help="what to do")
+    infra.add_argument(
+        "--endpoint", default=None, help="the service, e.g. a moto server: http://127.0.0.1:5000"
+    )
+    infra.add_argument("--stack", default=None, help="the stack's name (default: infra.stack)")
+    infra.add_argument(
+        "--template", default=None, help="the template (default: infra/artifacts.yaml)"
+    )
+    infra.add_argument("--out", default=None, help="write the stack's outputs as JSON here")
+    infra.add_argument(
+        "--params", default=None, help="params.yaml to read (default: params.yaml, else built-in)"
+    )
+    # --- end of week 7: infra ---
     return parser
 
 
@@ -362,6 +379,60 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- week 7: infra ---
+def _run_infra(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from mlpipe import cloud
+    from mlpipe.config import InfraParams
+
+    params_file = args.params
+    if params_file is None and (project_dir() / "params.yaml").is_file():
+        params_file = project_dir() / "params.yaml"
+    params = load_params(params_file, "infra", InfraParams)
+    if args.stack:
+        params = dataclasses.replace(params, stack=args.stack)
+    if args.action == "lint":
+        findings = cloud.lint_template(args.template)
+        for finding in findings:
+            print(f"  {finding}")
+        where = cloud.template_path(args.template)
+        print(
+            f"cfn-lint: {len(findings)} findings in {where}"
+            if findings
+            else f"cfn-lint: {where} is clean"
+        )
+        return 1 if findings else 0
+    if not args.endpoint:
+        raise cloud.CloudError(f"infra {args.action} needs --endpoint, e.g. http://127.0.0.1:5000.")
+    if args.action == "deploy":
+        result = cloud.deploy(args.endpoint, params, args.template)
+    else:
+        result = cloud.delete(args.endpoint, params)
+    print(
+        f"stack {result.stack} {result.action}: {result.status} in {result.seconds:.1f} s "
+        f"({args.endpoint})"
+    )
+    for key, value in sorted(result.outputs.items()):
+        print(f"  {key}: {value}")
+    if args.action == "delete":
+        print("  (resources with DeletionPolicy Retain, such as the artefact bucket, are kept)")
+    if args.out:
+        write_json(
+            args.out,
+            {
+                "stack": result.stack,
+                "action": result.action,
+                "status": result.status,
+                "outputs": result.outputs,
+            },
+        )
+    return 0
+
+
+# --- end of week 7: infra ---
+
+
 STAGES = {
     "fetch": _run_fetch,
     "prepare": _run_prepare,
@@ -376,6 +447,7 @@ STAGES = {
     "export-onnx": _run_export_onnx,
     "monitor": _run_monitor,
     "simulate": _run_simulate,
+    "infra": _run_infra,  # week 7: infra
 }
 
 
@@ -389,6 +461,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.serve", "ServeError"),
         ("mlpipe.monitor", "MonitorError"),
         ("mlpipe.simulate", "SimulateError"),
+        ("mlpipe.cloud", "CloudError"),  # week 7: infra
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

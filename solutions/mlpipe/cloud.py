@@ -165,6 +165,7 @@ def call(cf: Any, operation: str, what: str, **kwargs: Any) -> dict[str, Any]:
 def as_cloud_error(err: Exception, endpoint: str, what: str, operation: str = "") -> Exception:
     """The one-sentence :class:`CloudError` of a botocore failure (anything else: ``err``)."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     if isinstance(err, bx.EndpointConnectionError | bx.ConnectTimeoutError):
         reason = str(getattr(err, "kwargs", {}).get("error") or err)
@@ -181,7 +182,7 @@ def as_cloud_error(err: Exception, endpoint: str, what: str, operation: str = ""
     if isinstance(err, bx.ClientError):
         message = service_message(err, unwrap=operation == "validate_template")
         return CloudError(f"The service at {endpoint} refused to {what}: {message}.")
-    if isinstance(err, bx.BotoCoreError):
+    if isinstance(err, bx.BotoCoreError | ResponseParserError):
         return CloudError(
             f"The endpoint {endpoint} did not answer like an AWS service when asked to {what} "
             f"({_short(err)})."
@@ -281,18 +282,34 @@ def outputs_of(info: dict[str, Any]) -> dict[str, str]:
 def _create(cf: Any, stack: str, body: dict[str, Any]) -> None:
     """Create the stack; remove what a refused creation left behind.
 
-    A real CloudFormation rolls a failed creation back by itself; moto fails the
+    A real CloudFormation rolls a failed creation back by itself. moto fails the
     ``CreateStack`` call instead (e.g. ``BucketAlreadyExists``) and keeps the stack
-    ``CREATE_IN_PROGRESS`` for ever, which would block the next deployment: that stack
-    is deleted here (never one that existed already: ``AlreadyExists``).
+    ``CREATE_IN_PROGRESS`` for ever; describing it then fails (HTTP 500) while its
+    outputs cannot be resolved, which would block every later deployment: that stack
+    is deleted here (never one that existed before: ``AlreadyExists``).
     """
     try:
         call(cf, "create_stack", f"create stack '{stack}'", **body)
     except CloudError as err:
-        left = None if "AlreadyExists" in str(err) else stack_info(cf, stack)
-        if left is not None and left["StackStatus"] == "CREATE_IN_PROGRESS":
+        if "AlreadyExists" not in str(err) and stack in _stacks_in_progress(cf):
             call(cf, "delete_stack", f"delete stack '{stack}'", StackName=stack)
         raise
+
+
+def _stacks_in_progress(cf: Any) -> set[str]:
+    """The names of the stacks being created (``ListStacks`` works where describing fails)."""
+    names: set[str] = set()
+    kwargs: dict[str, Any] = {"StackStatusFilter": ["CREATE_IN_PROGRESS"]}
+    while True:
+        page = call(cf, "list_stacks", "list the stacks", **kwargs)
+        names |= {
+            summary["StackName"]
+            for summary in page.get("StackSummaries", [])
+            if summary.get("StackStatus") == "CREATE_IN_PROGRESS"
+        }
+        if not page.get("NextToken"):
+            return names
+        kwargs["NextToken"] = page["NextToken"]
 
 
 def _update(cf: Any, stack: str, body: dict[str, Any]) -> bool:
