@@ -405,8 +405,8 @@ def test_a_stack_that_fails_is_one_sentence_and_leaves_no_stack(moto, tmp_path):
     s3 = boto("s3", moto["endpoint"])
     s3.create_bucket(Bucket="taken-by-someone-else")
     text = TEMPLATE.read_text(encoding="utf-8").replace(
-        "    Properties:\n      BucketEncryption:",
-        "    Properties:\n      BucketName: taken-by-someone-else\n      BucketEncryption:",
+        "\n      BucketEncryption:\n",
+        "\n      BucketName: taken-by-someone-else\n      BucketEncryption:\n",
     )
     assert "BucketName: taken-by-someone-else" in text
     (tmp_path / "taken.yaml").write_text(text, encoding="utf-8")
