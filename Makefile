@@ -147,3 +147,9 @@ bench-router: $(STAMP) ## router benchmark: mlpipe.serve directly vs through the
 .PHONY: bench-scale
 bench-scale: $(STAMP) ## Ray benchmark: 1,000,000 rows on a head + worker (2 workers) vs one `mlpipe score`
 	$(BIN)/python benchmarks/scale.py $(BENCH_ARGS)
+# --- week 7: infra (w7-cloud) ---
+INFRA_TEMPLATE ?= labs/infra/artifacts.yaml
+.PHONY: infra-lint
+infra-lint: $(STAMP) ## cfn-lint the CloudFormation template (INFRA_TEMPLATE=solutions/infra/artifacts.yaml: the reference)
+	$(BIN)/cfn-lint $(INFRA_TEMPLATE)
+# --- end of week 7: infra ---

@@ -11,6 +11,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     capacity --stats PREFIX_stats.csv [--write-hpa FILE]     (week 7: capacity)
     rollout --steps 10,50,100                                (week 7: rollout)
     scale generate|score|tune                                (week 7: scale, Ray)
+    infra deploy|delete|lint --endpoint URL                  (week 7: infra, on moto)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -179,6 +180,22 @@ def _build_parser() -> argparse.ArgumentParser:
     search = scale_action("tune", "week 3's search as Ray Tune trials; register the best")
     search.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
     # end of week 7: scale
+    # --- week 7: infra (CloudFormation on a moto server) ---
+    infra_help = "deploy or delete the artefact store's CloudFormation stack, or lint its template"
+    infra = stages.add_parser("infra", help=infra_help, description=infra_help)
+    infra.add_argument("action", choices=("deploy", "delete", "lint"), help="what to do")
+    infra.add_argument(
+        "--endpoint", default=None, help="the service, e.g. a moto server: http://127.0.0.1:5000"
+    )
+    infra.add_argument("--stack", default=None, help="the stack's name (default: infra.stack)")
+    infra.add_argument(
+        "--template", default=None, help="the template (default: infra/artifacts.yaml)"
+    )
+    infra.add_argument("--out", default=None, help="write the stack's outputs as JSON here")
+    infra.add_argument(
+        "--params", default=None, help="params.yaml to read (default: params.yaml, else built-in)"
+    )
+    # --- end of week 7: infra ---
     return parser
 
 
@@ -570,6 +587,58 @@ def _scale_tune(args: argparse.Namespace) -> int:
 
 
 # end of week 7: scale
+# --- week 7: infra ---
+def _run_infra(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from mlpipe import cloud
+    from mlpipe.config import InfraParams
+
+    params_file = args.params
+    if params_file is None and (project_dir() / "params.yaml").is_file():
+        params_file = project_dir() / "params.yaml"
+    params = load_params(params_file, "infra", InfraParams)
+    if args.stack:
+        params = dataclasses.replace(params, stack=args.stack)
+    if args.action == "lint":
+        findings = cloud.lint_template(args.template)
+        for finding in findings:
+            print(f"  {finding}")
+        where = cloud.template_path(args.template)
+        print(
+            f"cfn-lint: {len(findings)} findings in {where}"
+            if findings
+            else f"cfn-lint: {where} is clean"
+        )
+        return 1 if findings else 0
+    if not args.endpoint:
+        raise cloud.CloudError(f"infra {args.action} needs --endpoint, e.g. http://127.0.0.1:5000.")
+    if args.action == "deploy":
+        result = cloud.deploy(args.endpoint, params, args.template)
+    else:
+        result = cloud.delete(args.endpoint, params)
+    print(
+        f"stack {result.stack} {result.action}: {result.status} in {result.seconds:.1f} s "
+        f"({args.endpoint})"
+    )
+    for key, value in sorted(result.outputs.items()):
+        print(f"  {key}: {value}")
+    if args.action == "delete":
+        print("  (resources with DeletionPolicy Retain, such as the artefact bucket, are kept)")
+    if args.out:
+        write_json(
+            args.out,
+            {
+                "stack": result.stack,
+                "action": result.action,
+                "status": result.status,
+                "outputs": result.outputs,
+            },
+        )
+    return 0
+
+
+# --- end of week 7: infra ---
 
 
 STAGES = {
@@ -589,6 +658,7 @@ STAGES = {
     "capacity": _run_capacity,  # week 7: capacity
     "rollout": _run_rollout,  # week 7: rollout
     "scale": _run_scale,  # week 7: scale
+    "infra": _run_infra,  # week 7: infra
 }
 
 
@@ -605,6 +675,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.capacity", "CapacityError"),  # week 7: capacity
         ("mlpipe.rollout", "RolloutError"),  # week 7: rollout
         ("mlpipe.scale", "ScaleError"),  # week 7: scale
+        ("mlpipe.cloud", "CloudError"),  # week 7: infra
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

@@ -477,3 +477,41 @@ class ScaleParams:
 
 
 # --- end of week 7: scale ------------------------------------------------------------------
+# --- week 7: infra (mlpipe.cloud) ----------------------------------------------------------
+@dataclass(frozen=True)
+class InfraParams:
+    """The CloudFormation stack of MLflow's artefact store (week 7, section ``infra``).
+
+    Attributes:
+        stack: Name of the stack (``--stack`` overrides it).
+        region: The AWS region the clients ask (a moto server accepts any).
+        artifact_prefix: The template's ``ArtifactPrefix``: the folder of the bucket
+            MLflow writes under, the only one the roles may read.
+        timeout: Seconds a deployment or deletion may take, waiting included.
+        poll: Seconds between two looks at the stack's status.
+    """
+
+    stack: str = "mlpipe-artifacts"
+    region: str = "us-east-1"
+    artifact_prefix: str = "mlflow"
+    timeout: float = 300.0
+    poll: float = 1.0
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", self.stack):
+            raise ParamsError(
+                f"infra.stack must start with a letter and hold only letters, digits and "
+                f"hyphens (at most 128), got {self.stack!r}."
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.artifact_prefix):
+            raise ParamsError(
+                "infra.artifact_prefix must be lower-case letters, digits and hyphens, "
+                f"got {self.artifact_prefix!r}."
+            )
+        if self.timeout <= 0 or self.poll <= 0:
+            raise ParamsError("infra.timeout and infra.poll must be greater than 0.")
+
+
+# --- end of week 7: infra ------------------------------------------------------------------
