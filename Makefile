@@ -122,3 +122,20 @@ lock: ## re-pin requirements/lock.txt from requirements/requirements.in (LOCK_AR
 clean: ## remove build output, reports and caches (keeps .venv)
 	rm -rf build grades .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# --- week 7: container images with podman (branch w7-images) ---------------------------------
+# The week 1 and week 5 images, built offline on a local Debian base (no registry is reachable).
+# Students with Docker Hub: make images BASE_IMAGE=python:3.11.7-slim.
+BASE_IMAGE ?= localhost/mlpipe-base:bookworm
+IMAGE_VERSION ?= 0.1.0
+# Which code goes into the images: solutions (the reference) or labs (your own)
+PIPELINE_DIR ?= solutions
+
+.PHONY: podman-setup images
+
+podman-setup: ## install podman (runc, debootstrap), write containers.conf, build the offline base image (~3 min once)
+	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) bash scripts/podman-setup.sh
+
+images: podman-setup $(STAMP) ## build localhost/mlpipe-train and mlpipe-serve:$(IMAGE_VERSION) with podman, print their sizes
+	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) IMAGE_VERSION=$(IMAGE_VERSION) PIPELINE_DIR=$(PIPELINE_DIR) \
+		bash scripts/build-images.sh $(BIN)/python

@@ -85,6 +85,8 @@ fi
 index=$(remote_urls "$(pip_setting index-url PIP_INDEX_URL)")
 extra=$(remote_urls "$(pip_setting extra-index-url PIP_EXTRA_INDEX_URL)")
 trusted=$(pip_setting trusted-host PIP_TRUSTED_HOST)
+links=$(pip_setting find-links PIP_FIND_LINKS)
+[ -z "$links" ] || say "pip's find-links $links lie on this machine: the build cannot see them, left out." >&2
 if [ -n "$ca$index$extra$trusted" ]; then
 	{
 		echo "[global]"

@@ -4,7 +4,9 @@
 #   sudo bash scripts/podman-setup.sh        (make podman-setup runs it)
 #
 # Idempotent; each step is skipped when it is already done:
-#   1. installs podman, runc, debootstrap (Debian packages) when they are missing;
+#   1. installs podman, runc, debootstrap (Debian packages) when they are missing, with
+#      catatonit (the pause process of `podman kube play`'s pods) and slirp4netns (a
+#      container that reaches a server on the host's loopback: the tests' MLflow);
 #   2. writes /etc/containers/containers.conf: runtime runc (crun fails on this cgroup
 #      layout), cgroupfs, lowered default ulimits. An existing file that says something
 #      else is never overwritten silently: the script stops and says what to do
@@ -17,13 +19,15 @@
 #
 # Settings (environment): BASE_IMAGE (the tag to build), DEBIAN_MIRROR (a mirror to use
 # instead of the one apt names), PODMAN_SETUP_FORCE=1 (replace a different containers.conf),
-# APT_ETC (where apt's configuration lies; /etc/apt).
-#   bash scripts/podman-setup.sh --mirror   prints the mirror and keyring it would use (any user).
+# APT_ETC (where apt's configuration lies; /etc/apt), CONTAINERS_CONF (the file to write;
+# podman reads that variable too).
+#   bash scripts/podman-setup.sh --mirror   prints the mirror and keyring it would use (any user);
+#   bash scripts/podman-setup.sh --config   does step 2 only.
 set -euo pipefail
 
 BASE_IMAGE=${BASE_IMAGE:-localhost/mlpipe-base:bookworm}
 SUITE=bookworm
-CONF=/etc/containers/containers.conf
+CONF=${CONTAINERS_CONF:-/etc/containers/containers.conf}
 APT_ETC=${APT_ETC:-/etc/apt}
 MARKER="# Written by the MLOps course's scripts/podman-setup.sh"
 
@@ -33,21 +37,22 @@ die() {
 	exit 2
 }
 
-if [ "${1:-}" != --mirror ]; then
+if [ -z "${1:-}" ]; then
 	[ "$(id -u)" -eq 0 ] || die "run me as root (sudo bash $0): podman here runs containers as root."
 fi
 
 # --- 1. packages -------------------------------------------------------------------------
 install_packages() {
 	local missing=() cmd pkg
-	for pair in podman:podman runc:runc debootstrap:debootstrap iptables:iptables; do
+	for pair in podman:podman runc:runc debootstrap:debootstrap iptables:iptables \
+		catatonit:catatonit slirp4netns:slirp4netns; do
 		cmd=${pair%%:*} pkg=${pair#*:}
 		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 	done
 	# debootstrap checks the mirror's signatures with Debian's archive keyring.
 	[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 	if [ ${#missing[@]} -eq 0 ]; then
-		say "packages: podman, runc, debootstrap are installed."
+		say "packages: podman, runc, debootstrap, catatonit, slirp4netns are installed."
 		return
 	fi
 	say "packages: installing ${missing[*]} ..."
@@ -218,12 +223,20 @@ build_base() {
 	say "built $BASE_IMAGE (Python $version) in $(($(date +%s) - started)) s: $(podman image inspect --format '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')."
 }
 
-if [ "${1:-}" = --mirror ]; then
+case ${1:-} in
+--mirror)
 	source=$(apt_source)
 	[ -n "$source" ] || die "no Debian mirror in $APT_ETC/sources.list or $APT_ETC/sources.list.d/ names the suite $SUITE."
 	echo "$source"
 	exit 0
-fi
+	;;
+--config)
+	configure
+	exit 0
+	;;
+"") ;;
+*) die "unknown option $1 (--mirror, --config or none)." ;;
+esac
 install_packages
 configure
 podman info --format '{{.Host.OCIRuntime.Name}}' >/dev/null 2>&1 ||
