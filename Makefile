@@ -136,6 +136,6 @@ PIPELINE_DIR ?= solutions
 podman-setup: ## install podman (runc, debootstrap), write containers.conf, build the offline base image (~3 min once)
 	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) bash scripts/podman-setup.sh
 
-images: podman-setup $(STAMP) ## build localhost/mlpipe-train and mlpipe-serve:$(IMAGE_VERSION) with podman, print their sizes
+images: podman-setup $(STAMP) ## build localhost/mlpipe-train:0.1.0 and mlpipe-serve:0.1.0 with podman (~6 min), print their sizes
 	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) IMAGE_VERSION=$(IMAGE_VERSION) PIPELINE_DIR=$(PIPELINE_DIR) \
 		bash scripts/build-images.sh $(BIN)/python
