@@ -5,8 +5,7 @@
 #
 # Idempotent; each step is skipped when it is already done:
 #   1. installs podman, runc, debootstrap (Debian packages) when they are missing, with
-#      catatonit (the pause process of `podman kube play`'s pods) and slirp4netns (a
-#      container that reaches a server on the host's loopback: the tests' MLflow);
+#      catatonit (the pause process of `podman kube play`'s pods);
 #   2. writes /etc/containers/containers.conf: runtime runc (crun fails on this cgroup
 #      layout), cgroupfs, lowered default ulimits. An existing file that says something
 #      else is never overwritten silently: the script stops and says what to do
@@ -45,14 +44,14 @@ fi
 install_packages() {
 	local missing=() cmd pkg
 	for pair in podman:podman runc:runc debootstrap:debootstrap iptables:iptables \
-		catatonit:catatonit slirp4netns:slirp4netns; do
+		catatonit:catatonit; do
 		cmd=${pair%%:*} pkg=${pair#*:}
 		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 	done
 	# debootstrap checks the mirror's signatures with Debian's archive keyring.
 	[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 	if [ ${#missing[@]} -eq 0 ]; then
-		say "packages: podman, runc, debootstrap, catatonit, slirp4netns are installed."
+		say "packages: podman, runc, debootstrap, catatonit are installed."
 		return
 	fi
 	say "packages: installing ${missing[*]} ..."

@@ -11,10 +11,14 @@ Slow tier (``make images`` must have run: it builds ``localhost/mlpipe-train:0.1
 * the serving image is under 1 GB, runs as a non-root user and keeps its HEALTHCHECK
   (``--format docker``);
 * the serving container, published on ``127.0.0.1`` only, pulls the model from an MLflow
-  server on the host's loopback (reached through slirp4netns, which maps the host's
-  loopback to ``10.0.2.2``) and answers ``/health``, ``/ready`` and a real ``/predict``;
+  server on the host and answers ``/health``, ``/ready`` and a real ``/predict``;
 * ``podman kube play`` runs ``solutions/k8s/api.yaml`` (ConfigMap, Deployment, Service):
-  every replica's pod answers ``/ready`` and predicts; ``podman kube down`` removes them.
+  every replica's pod answers ``/ready`` and predicts at its pod address (as the Service
+  would reach it); ``podman kube down`` removes them.
+
+The MLflow server listens on the gateway address of podman's bridge network (the host's
+side of the bridge, ``10.88.0.1`` by default), which only this machine and its containers
+reach: a container's ``127.0.0.1`` is its own.
 
 Without a usable podman these tests skip with one sentence; containers and pods are
 removed afterwards, whatever happens.
@@ -23,9 +27,11 @@ removed afterwards, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -56,9 +62,6 @@ SERVE_IMAGE = f"localhost/mlpipe-serve:{VERSION}"
 MANIFEST = SOLUTIONS / "k8s" / "api.yaml"
 MODEL = "iris-classifier"
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-#: slirp4netns gives a container the host's loopback at this address (allow_host_loopback).
-HOST_LOOPBACK = "10.0.2.2"
-SLIRP = "slirp4netns:allow_host_loopback=true"
 #: podman's log line for a HEALTHCHECK without systemd (harmless, dropped).
 NO_SYSTEMD = "unable to get systemd connection"
 
@@ -218,27 +221,48 @@ def test_serving_image_is_small_non_root_with_a_healthcheck(images):
     assert info["Size"] < 1e9, f"the serving image is {info['Size'] / 1e6:.0f} MB, over 1 GB"
     config = info["Config"]
     assert config["User"] == "10001"
-    assert "/health" in " ".join(config["Healthcheck"]["Test"]), "built without --format docker?"
+    assert "/health" in " ".join(info["Healthcheck"]["Test"]), "built without --format docker?"
     assert config["ExposedPorts"] == {"8000/tcp": {}}
+
+
+def bridge_gateway() -> str:
+    """The host's address on podman's default bridge network, brought up if need be.
+
+    The bridge appears with the first container on it and stays: a throwaway container
+    brings it up on a machine that has run none yet.
+    """
+    __tracebackhide__ = True
+    (network,) = json.loads(podman("network", "inspect", "podman").stdout)
+    gateway = network["subnets"][0]["gateway"]
+    for attempt in range(2):
+        with socket.socket() as sock:
+            try:
+                sock.bind((gateway, 0))
+                return gateway
+            except OSError:
+                if attempt == 0:
+                    podman("run", "--rm", "--entrypoint", "true", SERVE_IMAGE)
+    pytest.fail(f"podman's bridge network has no interface with its gateway {gateway}.")
 
 
 @pytest.fixture(scope="module")
 def registry(images, tmp_path_factory):
-    """An MLflow server on 127.0.0.1 whose registry holds the Iris model as ``champion``.
+    """An MLflow server for the containers, whose registry holds the Iris model as ``champion``.
 
-    Its artefacts are files under the store's folder, which the containers mount at the
-    same path (read-only): the model version's source is that path.
+    It listens on the bridge's gateway (:func:`bridge_gateway`). Its artefacts are files
+    under the store's folder, which the containers mount at the same path (read-only): the
+    model version's source is that path.
 
     Yields:
-        ``(store folder, port)``.
+        ``(store folder, the server's URL)``.
     """
     home = tmp_path_factory.mktemp("registry")
     create_store(home)
     register_model(home, MODEL, "champion")
     home.chmod(0o755)
-    port = free_port()
+    host, port = bridge_gateway(), free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [str(mlflow), "server", "--host", host, "--port", str(port), "--workers", "1"]
     cmd += ["--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}"]
     output = home / "mlflow-server.out"
     with open(output, "wb") as out:
@@ -247,8 +271,8 @@ def registry(images, tmp_path_factory):
             start_new_session=True,
         )  # fmt: skip
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, output, 300)
-        yield home, port
+        wait_http(f"http://{host}:{port}/health", proc, output, 300)
+        yield home, f"http://{host}:{port}"
     finally:
         stop_process(proc)
 
@@ -280,14 +304,14 @@ def wait_ready(url: str, alive, seconds: float = 240) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_serving_container_answers_health_ready_and_predict(registry):
-    home, mlflow_port = registry
+    home, mlflow_url = registry
     port = free_port()
     name = run_name("serve")
     try:
         podman(
-            "run", "--detach", "--name", name, "--network", SLIRP,
+            "run", "--detach", "--name", name,
             "--publish", f"127.0.0.1:{port}:8000", "--volume", f"{home}:{home}:ro",
-            "--env", f"MLPIPE_SERVE_TRACKING_URI=http://{HOST_LOOPBACK}:{mlflow_port}",
+            "--env", f"MLPIPE_SERVE_TRACKING_URI={mlflow_url}",
             "--health-interval", "disable", SERVE_IMAGE,
         )  # fmt: skip
 
@@ -311,28 +335,38 @@ def test_serving_container_answers_health_ready_and_predict(registry):
         assert podman("healthcheck", "run", name, check=False).returncode == 0
         assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
         log = podman("exec", name, "cat", "/app/logs/inference.jsonl").stdout.splitlines()
-        assert [json.loads(line)["prediction"] for line in log] == ["setosa"]
+        records = [json.loads(line) for line in log]
+        assert [(r["output"], r["request_id"]) for r in records] == [
+            ("setosa", answer["request_id"])
+        ]
     finally:
         podman("rm", "-f", "--ignore", name, check=False)
     assert podman("container", "exists", name, check=False).returncode == 1
 
 
-def play_copy(manifest: Path, home: Path, mlflow_port: int, suffix: str) -> tuple[Path, dict]:
-    """A copy of ``manifest`` for this machine; returns its path and the Deployment.
+def play_copy(manifest: Path, home: Path, mlflow_url: str, suffix: str) -> tuple[Path, dict]:
+    """A copy of ``manifest`` for this machine; returns its path and its Deployment.
 
     What a cluster would provide, the copy points at the test's own: the ConfigMap's
-    tracking URI at the MLflow server on the host (via slirp4netns), a read-only hostPath
-    volume with the registry's artefact files (at the path the model version names), and
-    the Deployment's name gets a suffix, so that its pods cannot clash with anyone's.
-    Everything else (replicas, probes, limits, security context) is the manifest's own.
+    tracking URI at the test's MLflow server, and a read-only hostPath volume with the
+    registry's artefact files (at the path the model version names). The Deployment's
+    name gets a suffix, so that its pods cannot clash with anyone's.
+
+    The containers' ``ports`` go: podman 4.3 (Debian 12) publishes every ``containerPort``
+    on the host's 0.0.0.0 (fixed in podman 4.7), so a second replica could not start
+    and the API would listen on every interface. In Kubernetes they are informative;
+    the test reaches each pod at its own address, as the Service would. Everything else
+    (replicas, probes, limits, security context) is the manifest's own.
     """
     docs = [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]
     kinds = [doc["kind"] for doc in docs]
     assert {"ConfigMap", "Deployment", "Service"} <= set(kinds), kinds
     (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
-    config["data"]["MLPIPE_SERVE_TRACKING_URI"] = f"http://{HOST_LOOPBACK}:{mlflow_port}"
+    config["data"]["MLPIPE_SERVE_TRACKING_URI"] = mlflow_url
     (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
+    original = copy.deepcopy(deployment)
     deployment["metadata"]["name"] += suffix
+    original["metadata"]["name"] = deployment["metadata"]["name"]
     spec = deployment["spec"]["template"]["spec"]
     spec.setdefault("volumes", []).append(
         {"name": "registry", "hostPath": {"path": str(home), "type": "Directory"}}
@@ -340,9 +374,10 @@ def play_copy(manifest: Path, home: Path, mlflow_port: int, suffix: str) -> tupl
     for container in spec["containers"]:
         mount = {"name": "registry", "mountPath": str(home), "readOnly": True}
         container.setdefault("volumeMounts", []).append(mount)
+        container.pop("ports", None)
     path = home.parent / f"play{suffix}.yaml"
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path, deployment
+    return path, original
 
 
 def quantity(text: str) -> int:
@@ -354,23 +389,18 @@ def quantity(text: str) -> int:
     return int(text)
 
 
-def exec_http(container: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    """Ask the API inside ``container`` (its own loopback, port 8000) with the image's Python."""
-    script = (
-        "import json, sys, urllib.request as u, urllib.error as e\n"
-        "b = sys.argv[2].encode() if len(sys.argv) > 2 else None\n"
-        "r = u.Request('http://127.0.0.1:8000' + sys.argv[1], b, "
-        "{'Content-Type': 'application/json'})\n"
-        "try:\n    a = u.urlopen(r, timeout=3); print(a.status, a.read().decode())\n"
-        "except e.HTTPError as x:\n    print(x.code, '{}')\n"
-        "except OSError:\n    print(0, '{}')\n"
-    )
-    args = ["exec", container, "python", "-c", script, path]
-    proc = podman(*args, *([json.dumps(body)] if body else []), check=False)
-    if proc.returncode != 0:
-        return 0, {}
-    status, text = proc.stdout.split(" ", 1)
-    return int(status), json.loads(text)
+def pod_address(pod: str) -> str:
+    """The IP address of ``pod`` (its infra container holds the pod's network).
+
+    ``kube play`` puts pods on a bridge network of its own, ``podman-default-kube-network``.
+    """
+    __tracebackhide__ = True
+    infra = podman("pod", "inspect", "--format", "{{.InfraContainerID}}", pod).stdout.strip()
+    (info,) = json.loads(podman("inspect", infra).stdout)
+    addresses = [net["IPAddress"] for net in info["NetworkSettings"]["Networks"].values()]
+    addresses = [address for address in addresses if address]
+    assert addresses, f"the pod {pod} has no IP address"
+    return addresses[0]
 
 
 @pytest.mark.slow
@@ -378,31 +408,36 @@ def exec_http(container: str, path: str, body: dict | None = None) -> tuple[int,
 def test_kube_play_runs_the_deployment_and_its_pods_get_ready(registry):
     if not MANIFEST.exists():
         pytest.skip(f"{MANIFEST.relative_to(REPO)} does not exist yet (branch w7-capacity).")
-    home, mlflow_port = registry
+    home, mlflow_url = registry
     suffix = f"-e2e{uuid.uuid4().hex[:6]}"
-    played, deployment = play_copy(MANIFEST, home, mlflow_port, suffix)
+    played, deployment = play_copy(MANIFEST, home, mlflow_url, suffix)
     template = deployment["spec"]["template"]["spec"]
     # kube play makes one pod per replica, <deployment>-pod-<i>, its containers <pod>-<name>.
     pods = [
         f"{deployment['metadata']['name']}-pod-{i}" for i in range(deployment["spec"]["replicas"])
     ]
-    containers = [f"{pod}-{c['name']}" for pod in pods for c in template["containers"]]
+    (api,) = template["containers"]
+    containers = [f"{pod}-{api['name']}" for pod in pods]
+    (port,) = [p["containerPort"] for p in api["ports"]]
     # Its emptyDir volumes become named podman volumes (shared by the replicas).
     empty_dirs = {v["name"] for v in template.get("volumes", []) if "emptyDir" in v}
     volumes_before = set(podman("volume", "ls", "--quiet").stdout.split())
     try:
-        podman("kube", "play", "--network", SLIRP, str(played), timeout=300)
-        for container in containers:
-            deadline = time.monotonic() + 300
-            while exec_http(container, "/ready")[0] != 200:
-                assert time.monotonic() < deadline, f"{container} was not ready in 300 s"
-                time.sleep(1)
-            status, ready = exec_http(container, "/ready")
+        podman("kube", "play", str(played), timeout=300)
+        for pod, container in zip(pods, containers, strict=True):
+            base = f"http://{pod_address(pod)}:{port}"
+
+            def alive(container: str = container) -> bool:
+                state = podman("inspect", "--format", "{{.State.Status}}", container, check=False)
+                return state.stdout.strip() in ("running", "created", "configured")
+
+            wait_ready(f"{base}/ready", alive, 300)
+            status, ready = http(f"{base}/ready")
             assert status == 200 and ready["model_name"] == MODEL
-            status, answer = exec_http(container, "/predict", SETOSA)
+            status, answer = http(f"{base}/predict", SETOSA)
             assert status == 200 and answer["prediction"] == "setosa", answer
             (info,) = json.loads(podman("inspect", container).stdout)
-            limits = template["containers"][0]["resources"]["limits"]
+            limits = api["resources"]["limits"]
             assert info["HostConfig"]["Memory"] == quantity(limits["memory"])
             assert info["HostConfig"]["ReadonlyRootfs"] is True
             assert info["Config"]["User"].split(":")[0] == "10001"
