@@ -153,3 +153,19 @@ INFRA_TEMPLATE ?= labs/infra/artifacts.yaml
 infra-lint: $(STAMP) ## cfn-lint the CloudFormation template (INFRA_TEMPLATE=solutions/infra/artifacts.yaml: the reference)
 	$(BIN)/cfn-lint $(INFRA_TEMPLATE)
 # --- end of week 7: infra ---
+# --- week 7: container images with podman (branch w7-images) ---------------------------------
+# The week 1 and week 5 images, built offline on a local Debian base (no registry is reachable).
+# Students with Docker Hub: make images BASE_IMAGE=python:3.11.7-slim.
+BASE_IMAGE ?= localhost/mlpipe-base:bookworm
+IMAGE_VERSION ?= 0.1.0
+# Which code goes into the images: solutions (the reference) or labs (your own)
+PIPELINE_DIR ?= solutions
+
+.PHONY: podman-setup images
+
+podman-setup: ## install podman (runc, debootstrap), write containers.conf, build the offline base image (~3 min once)
+	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) bash scripts/podman-setup.sh
+
+images: podman-setup $(STAMP) ## build localhost/mlpipe-train:0.1.0 and mlpipe-serve:0.1.0 with podman (~6 min), print their sizes
+	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) IMAGE_VERSION=$(IMAGE_VERSION) PIPELINE_DIR=$(PIPELINE_DIR) \
+		bash scripts/build-images.sh $(BIN)/python

@@ -8,5 +8,8 @@
 
 # labs for your own code; the instructor builds the reference with solutions.
 ARG PIPELINE_DIR=labs
+# Any Python 3.11 image will do as the base of both stages: week 7 builds on a local one,
+# offline (make images passes --build-arg BASE_IMAGE=localhost/mlpipe-base:bookworm).
+ARG BASE_IMAGE=python:3.11.7-slim
 
 # YOUR CODE HERE

@@ -8,10 +8,13 @@
 
 # labs for your own code; the instructor builds the reference with solutions.
 ARG PIPELINE_DIR=labs
+# Any Python 3.11 image will do as the base of both stages: week 7 builds on a local one,
+# offline (make images passes --build-arg BASE_IMAGE=localhost/mlpipe-base:bookworm).
+ARG BASE_IMAGE=python:3.11.7-slim
 
 ### BEGIN SOLUTION
 # Stage 1: build every wheel with the build tools; none of them reach the final image.
-FROM python:3.11.7-slim AS build
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # Pins come from the course's one lock file.
@@ -23,7 +26,7 @@ RUN python -m venv /opt/venv \
         skl2onnx onnx onnxruntime
 
 # Stage 2: the runtime, a plain Python with the venv and the package, as a non-root user.
-FROM python:3.11.7-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ARG PIPELINE_DIR
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
