@@ -18,8 +18,9 @@ alone: ``uvicorn mlpipe.rollout:router_from_env --factory`` (:func:`router_from_
 The rollout raises the weight step by step (``rollout.steps`` of params.yaml).
 At each step it drives traffic through the router (or waits for outside
 traffic), reads both backends' Prometheus ``/metrics`` before and after, and
-compares the canary's numbers in that step with the stable's since the rollout
-began::
+compares the canary's numbers with the stable's over the same window (the step;
+the whole rollout so far when the stable got too little traffic in the step, as at
+100 %)::
 
     scrape -> traffic -> scrape -> delta -> decide (traffic, errors, p99, predictions)
 
@@ -662,11 +663,15 @@ async def run_steps(
                         f"stable: version {outcome.stable_version}"
                     )
                     baseline = (await scrape(client, urls))["stable"]
-                before = (await scrape(client, urls))["canary"]
+                before = await scrape(client, urls)
                 router.weight = weight
                 await _traffic(router, router_url, policy, say)
                 after = await scrape(client, urls)
-                canary, stable = delta(before, after["canary"]), delta(baseline, after["stable"])
+                canary = delta(before["canary"], after["canary"])
+                stable = delta(before["stable"], after["stable"])
+                if stable.total < policy.min_requests:  # e.g. at 100 %: the earlier steps
+                    stable = delta(baseline, after["stable"])
+                    say("  the stable got too little traffic in this step: compared since step 1")
                 decision = decide(canary, stable, policy)
                 for check in decision.checks:
                     say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")

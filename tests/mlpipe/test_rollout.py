@@ -280,6 +280,26 @@ def test_a_router_port_in_use_is_one_sentence_before_any_traffic():
             rollout.rollout("http://127.0.0.1:1", "http://127.0.0.1:2", POLICY, port=port)
 
 
+def test_with_step_requests_0_a_step_waits_for_outside_traffic():
+    router = rollout.Router("http://s", "http://c")
+    router.answered.update({("canary", 200): 3})
+    policy = RolloutParams(step_requests=0, step_seconds=0.05)
+    said = []
+
+    async def step():
+        async def outside():  # what the router counts while the step waits
+            await asyncio.sleep(0.01)
+            router.answered.update({("canary", 200): 2, ("stable", 500): 5})
+
+        await asyncio.gather(
+            rollout._traffic(router, "http://unused", policy, said.append), outside()
+        )
+
+    asyncio.run(step())
+    assert said == [said[0]] and said[0].startswith("  the router answered 7 requests in 0.")
+    assert said[0].endswith("(canary 2, stable 5)")
+
+
 def test_a_stable_that_is_down_is_a_502_naming_it():
     [answer] = routed(0, [{}], stable=Refused())
     assert answer.status_code == 502 and "stable backend cannot be reached" in answer.text
