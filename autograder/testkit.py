@@ -484,8 +484,9 @@ def register_model(
     X, y = df[list(FEATURES)], df[TARGET]
     model = Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(C=C))]).fit(X, y)
     uri = sqlite_uri(home)
-    exported = os.environ.get("MLFLOW_TRACKING_URI")
+    exported = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # log_model registers through the process's registry
     try:
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment = client.get_experiment_by_name("serve")
@@ -507,10 +508,12 @@ def register_model(
         client.set_registered_model_alias(name, alias, version)
     finally:
         mlflow.set_tracking_uri(None)
-        if exported is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = exported
+        mlflow.set_registry_uri(None)
+        for key, value in exported.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return version
 
 

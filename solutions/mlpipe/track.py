@@ -111,9 +111,10 @@ def connect(params: TrackParams) -> str:
     """Point MLflow at the tracking store and select the experiment.
 
     For the default SQLite store, artifacts go to ``<project>/mlartifacts``.
-    ``mlflow.set_tracking_uri`` exports the URI as ``MLFLOW_TRACKING_URI``;
-    the variable is put back as it was, so that a later ``connect`` with other
-    params or another project folder is not overruled by an earlier one.
+    ``mlflow.set_tracking_uri`` and ``mlflow.set_registry_uri`` export the URI as
+    ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI``; both variables are put back
+    as they were, so that a later ``connect`` with other params or another project
+    folder (or a process started later) is not overruled by an earlier one.
 
     Returns:
         The experiment's id.
@@ -124,13 +125,14 @@ def connect(params: TrackParams) -> str:
     uri = tracking_uri(params)
     if uri.startswith(("http://", "https://")):
         check_reachable(uri)
-    exported = os.environ.get("MLFLOW_TRACKING_URI")
+    exported = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if exported is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = exported
+    for key, value in exported.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     experiment = mlflow.get_experiment_by_name(params.experiment)
     if experiment is None:
         location = None

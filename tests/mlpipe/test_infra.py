@@ -459,6 +459,7 @@ def log_and_register(tracking: str) -> tuple[str, str]:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 @pytest.mark.slow

@@ -329,11 +329,7 @@ def test_a_tune_search_on_the_cluster_logs_nested_runs_and_registers_the_best(cl
     best = max(trials, key=lambda r: (r.data.metrics["cv_accuracy"], -int(r.info.run_name[6:])))
     assert testkit.aliases(tmp_path, "iris-classifier") == {"challenger": "1"}
     assert client.get_model_version("iris-classifier", "1").run_id == best.info.run_id
-    mlflow.set_tracking_uri(testkit.sqlite_uri(tmp_path))
-    try:
-        model = mlflow.sklearn.load_model("models:/iris-classifier@challenger")
-    finally:
-        mlflow.set_tracking_uri(None)
+    model = mlflow.sklearn.load_model(client.get_model_version_download_uri("iris-classifier", "1"))
     assert (
         model.predict(testkit.iris_frame()[list(testkit.FEATURES)].head(3)).tolist()
         == ["setosa"] * 3
