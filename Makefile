@@ -136,3 +136,11 @@ loadtest: $(STAMP) ## week 7: Locust against LOAD_HOST (one running API replica)
 	PYTHONPATH=solutions $(BIN)/python -m mlpipe capacity --params solutions/params.yaml \
 		--stats build/load_stats.csv --history build/load_stats_history.csv
 # --- end week 7: capacity --------------------------------------------------------------------
+
+# --- week 7: rollout ---------------------------------------------------------------------------
+.PHONY: bench-router
+bench-router: $(STAMP) ## router benchmark: mlpipe.serve directly vs through the rollout's router (installs wrk)
+	command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
+	$(BIN)/python benchmarks/router.py $(BENCH_ARGS)
+# --- end of week 7: rollout --------------------------------------------------------------------
