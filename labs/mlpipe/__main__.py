@@ -9,6 +9,7 @@ The stages, in the order ``dvc.yaml`` runs them::
     monitor [--check]                                        (week 6)
     simulate                                                 (week 6, given)
     capacity --stats PREFIX_stats.csv [--write-hpa FILE]     # week 7: capacity
+    rollout                                                  (week 7: rollout)
 
 Errors a user can fix (a bad params file, unreadable or invalid data, an
 unreachable tracking server, a stage not written yet) are printed as one
@@ -138,6 +139,21 @@ def _build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--history", default=None, help="Locust's PREFIX_stats_history.csv (users)")
     cap.add_argument("--write-hpa", default=None, help="HPA manifest to write the replicas into")
     # End of week 7: capacity.
+    # week 7: rollout -- a canary behind a router, promoted or rolled back by its metrics.
+    roll = stage("rollout", "canary rollout through a router; promote, or roll back (exit 1)")
+    roll.add_argument("--stable-url", default="http://127.0.0.1:8000", help="the champion's API")
+    roll.add_argument("--canary-url", default="http://127.0.0.1:8001", help="the challenger's API")
+    roll.add_argument(
+        "--start",
+        action="store_true",
+        help="start both APIs itself (mlpipe serve; ignores the URLs)",
+    )
+    roll.add_argument("--host", default="127.0.0.1", help="the router's address")
+    roll.add_argument("--port", type=int, default=8080, help="the router's port")
+    roll.add_argument("--steps", default=None, help="canary weights in %%, e.g. 10,50,100")
+    roll.add_argument("--requests", type=int, default=None, help="requests sent at each step")
+    roll.add_argument("--concurrency", type=int, default=None, help="requests kept in flight")
+    # end of week 7: rollout
     return parser
 
 
@@ -392,6 +408,60 @@ def _run_capacity(args: argparse.Namespace) -> int:
 # End of week 7: capacity.
 
 
+# week 7: rollout
+def _run_rollout(args: argparse.Namespace) -> int:
+    import contextlib
+    import dataclasses
+
+    from mlpipe.config import RolloutParams
+
+    params = load_params(args.params, "rollout", RolloutParams)
+    overrides: dict[str, object] = {}
+    if args.steps is not None:
+        try:
+            overrides["steps"] = [int(step) for step in args.steps.split(",")]
+        except ValueError:
+            raise ParamsError(
+                f"--steps must be whole percentages separated by commas, such as 10,50,100, "
+                f"not '{args.steps}'."
+            ) from None
+    if args.requests is not None:
+        overrides["step_requests"] = args.requests
+    if args.concurrency is not None:
+        overrides["concurrency"] = args.concurrency
+    policy = dataclasses.replace(params, **overrides)
+    from mlpipe import gates, rollout, track
+
+    track.connect(load_params(args.params, "track", TrackParams))  # the registry, before traffic
+    with contextlib.ExitStack() as stack:
+        urls = {"stable": args.stable_url, "canary": args.canary_url}
+        if args.start:
+            folder = project_dir() / "logs" / "rollout"
+            urls = stack.enter_context(rollout.started_backends(folder, args.host))
+        print(
+            f"router on http://{args.host}:{args.port}: stable {urls['stable']}, "
+            f"canary {urls['canary']}, steps {', '.join(f'{s} %' for s in policy.steps)}"
+        )
+        outcome = rollout.rollout(urls["stable"], urls["canary"], policy, args.host, args.port)
+    if outcome.promoted:
+        print(
+            f"promoted: '{gates.CHAMPION}' now points at {outcome.model} version "
+            f"{outcome.version} (restart the stable API to serve it)"
+        )
+        return 0
+    at = f" at the {outcome.step} % step" if outcome.step is not None else ""
+    count = f"{len(outcome.reasons)} reason{'s' if len(outcome.reasons) > 1 else ''}"
+    print(
+        f"rolled back{at}: the canary gets no traffic, '{gates.CHAMPION}' is untouched ({count}):"
+    )
+    for reason in outcome.reasons:
+        print(f"  - {reason}")
+    return 1
+
+
+# end of week 7: rollout
+
+
 STAGES = {
     "fetch": _run_fetch,
     "prepare": _run_prepare,
@@ -407,6 +477,7 @@ STAGES = {
     "monitor": _run_monitor,
     "simulate": _run_simulate,
     "capacity": _run_capacity,  # week 7: capacity
+    "rollout": _run_rollout,  # week 7: rollout
 }
 
 
@@ -421,6 +492,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ("mlpipe.monitor", "MonitorError"),
         ("mlpipe.simulate", "SimulateError"),
         ("mlpipe.capacity", "CapacityError"),  # week 7: capacity
+        ("mlpipe.rollout", "RolloutError"),  # week 7: rollout
     ):
         loaded = sys.modules.get(module)
         if loaded is not None:

@@ -370,3 +370,63 @@ class CapacityParams:
 
 
 # --- end week 7: capacity ---------------------------------------------------------------------
+
+
+# --- week 7: rollout (the canary's policy) -----------------------------------------------------
+@dataclass(frozen=True)
+class RolloutParams:
+    """The canary policy of ``python -m mlpipe rollout`` (week 7, section ``rollout``).
+
+    Attributes:
+        steps: The canary's share of the traffic at each step, in percent, increasing
+            (``--steps`` overrides it).
+        step_requests: Requests the rollout itself sends through the router at each
+            step (0: it sends none and waits ``step_seconds`` for outside traffic).
+        step_seconds: How long a step lasts when ``step_requests`` is 0.
+        concurrency: Requests the rollout keeps in flight while it drives a step.
+        min_requests: Fewest predictions requests the canary must answer in a step,
+            and the stable since the rollout began, before they are compared.
+        max_error_rate_increase: Largest rise of the canary's 5xx share over the
+            stable's (0.01: one point).
+        max_p99_ratio: How many times the stable's p99 latency the canary's may be ...
+        max_p99_increase_ms: ... unless it is at most this many milliseconds above it.
+        max_distribution_distance: Largest total-variation distance between the
+            shares of the predicted classes of the canary and of the stable (0 to 1).
+    """
+
+    steps: list[int] = field(default_factory=lambda: [10, 50, 100])
+    step_requests: int = 300
+    step_seconds: float = 30.0
+    concurrency: int = 8
+    min_requests: int = 20
+    max_error_rate_increase: float = 0.01
+    max_p99_ratio: float = 2.0
+    max_p99_increase_ms: float = 25.0
+    max_distribution_distance: float = 0.1
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        if not steps or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+            raise ParamsError(f"rollout.steps must be a list of whole percentages, got {steps!r}.")
+        if steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] > 100:
+            raise ParamsError(
+                f"rollout.steps must increase strictly from 1 to at most 100, got {steps}."
+            )
+        for name in ("step_requests", "min_requests"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"rollout.{name} must be at least 0, got {getattr(self, name)}.")
+        if self.concurrency < 1:
+            raise ParamsError(f"rollout.concurrency must be at least 1, got {self.concurrency}.")
+        for name in ("step_seconds", "max_p99_ratio", "max_p99_increase_ms"):
+            if getattr(self, name) <= 0:
+                raise ParamsError(
+                    f"rollout.{name} must be greater than 0, got {getattr(self, name)}."
+                )
+        for name in ("max_error_rate_increase", "max_distribution_distance"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ParamsError(
+                    f"rollout.{name} must be between 0 and 1, got {getattr(self, name)}."
+                )
+
+
+# --- end of week 7: rollout ----------------------------------------------------------------------
