@@ -102,6 +102,12 @@ def problems_about(words: tuple[str, ...]) -> list[str]:
     return [p for p in manifests.policy_problems(docs, app_routes()) if any(w in p for w in words)]
 
 
+def summary(problems: list[str]) -> str:
+    """The first problem, and how many more there are (a report shows the first lines)."""
+    more = len(problems) - 1
+    return problems[0] + (f" (and {more} more of the same kind)" if more else "")
+
+
 # --- task 3: a step of a canary rollout, as the backends' /metrics pages say it ---------------
 
 

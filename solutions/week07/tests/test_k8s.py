@@ -1,7 +1,7 @@
 """Visible component tests of week 7, task 2: the Kubernetes manifests of ``labs/k8s/``."""
 
 import pytest
-from conftest import DEPLOYMENTS, app_routes, container, problems_about, read_k8s
+from conftest import DEPLOYMENTS, app_routes, container, problems_about, read_k8s, summary
 
 from autograder import testkit
 from mlpipe.config import CapacityParams, load_params
@@ -42,7 +42,7 @@ def test_every_container_has_requests_and_limits():
     problems = problems_about(("requests", "limits"))
     assert not problems, (
         "every container needs requests and limits of cpu and memory (the HPA measures CPU "
-        f"against the request): {'; '.join(problems)}"
+        f"against the request): {summary(problems)}"
     )
 
 
@@ -50,9 +50,7 @@ def test_every_container_has_requests_and_limits():
 @pytest.mark.task(2)
 def test_every_container_runs_locked_down():
     problems = problems_about(("runAsNonRoot", "uid", "readOnlyRootFilesystem", "Privilege", "ALL"))
-    assert not problems, (
-        f"every container's securityContext must lock it down: {'; '.join(problems)}"
-    )
+    assert not problems, f"every container's securityContext must lock it down: {summary(problems)}"
 
 
 @pytest.mark.points(1)
