@@ -107,6 +107,7 @@ def test_limits_are_at_least_the_requests():
 def test_the_canary_runs_the_same_pods_as_the_stable():
     stable, canary = (container(name) for name in DEPLOYMENTS)
     for key in ("startupProbe", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+        assert stable.get(key), f"the stable's container has no {key}"
         assert canary.get(key) == stable.get(key), f"the canary's {key} differs from the stable's"
 
 
