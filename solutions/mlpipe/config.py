@@ -384,8 +384,9 @@ class RolloutParams:
             step (0: it sends none and waits ``step_seconds`` for outside traffic).
         step_seconds: How long a step lasts when ``step_requests`` is 0.
         concurrency: Requests the rollout keeps in flight while it drives a step.
-        min_requests: Fewest predictions requests the canary must answer in a step,
-            and the stable since the rollout began, before they are compared.
+        min_requests: Fewest predictions requests each side must answer in a step
+            before the two are compared (a stable with fewer, as at 100 %, is judged
+            over the whole rollout so far).
         max_error_rate_increase: Largest rise of the canary's 5xx share over the
             stable's (0.01: one point).
         max_p99_ratio: How many times the stable's p99 latency the canary's may be ...

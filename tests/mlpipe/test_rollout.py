@@ -219,7 +219,8 @@ def routed(weight: float, requests: list[dict], canary=None, stable=None) -> lis
             "http://canary": canary or httpx.ASGITransport(app=fake_backend("canary")),
         }
         backends = httpx.AsyncClient(mounts=mounts)
-        router = rollout.Router("http://stable", "http://canary", weight, client=backends)
+        forwarder = rollout.HttpxForwarder(backends)
+        router = rollout.Router("http://stable", "http://canary", weight, forwarder)
         transport = httpx.ASGITransport(app=router)
         async with backends, httpx.AsyncClient(transport=transport, base_url="http://r") as c:
             return [await c.post("/predict?x=1", **kw) for kw in requests]
@@ -252,6 +253,51 @@ def test_a_canary_that_is_down_loses_no_request_the_stable_answers():
     answers = routed(100, [{"headers": {"X-Client-Id": str(i)}} for i in range(10)], Refused())
     assert [a.status_code for a in answers] == [200] * 10
     assert {a.headers["x-rollout-backend"] for a in answers} == {"stable"}
+
+
+def test_the_aiohttp_forwarder_says_when_a_backend_is_unreachable():
+    from autograder.testkit import free_port
+
+    async def refused():
+        forwarder = rollout.AiohttpForwarder()
+        try:
+            await forwarder.forward("GET", f"http://127.0.0.1:{free_port()}/ready", [], b"")
+        finally:
+            await forwarder.aclose()
+
+    with pytest.raises(rollout.Unreachable):
+        asyncio.run(refused())
+
+
+def test_a_router_port_in_use_is_one_sentence_before_any_traffic():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(rollout.RolloutError, match=f"cannot listen on 127.0.0.1:{port}"):
+            rollout.rollout("http://127.0.0.1:1", "http://127.0.0.1:2", POLICY, port=port)
+
+
+def test_with_step_requests_0_a_step_waits_for_outside_traffic():
+    router = rollout.Router("http://s", "http://c")
+    router.answered.update({("canary", 200): 3})
+    policy = RolloutParams(step_requests=0, step_seconds=0.05)
+    said = []
+
+    async def step():
+        async def outside():  # what the router counts while the step waits
+            await asyncio.sleep(0.01)
+            router.answered.update({("canary", 200): 2, ("stable", 500): 5})
+
+        await asyncio.gather(
+            rollout._traffic(router, "http://unused", policy, said.append), outside()
+        )
+
+    asyncio.run(step())
+    assert said == [said[0]] and said[0].startswith("  the router answered 7 requests in 0.")
+    assert said[0].endswith("(canary 2, stable 5)")
 
 
 def test_a_stable_that_is_down_is_a_502_naming_it():
