@@ -402,7 +402,7 @@ class RolloutParams:
     min_requests: int = 20
     max_error_rate_increase: float = 0.01
     max_p99_ratio: float = 2.0
-    max_p99_increase_ms: float = 25.0
+    max_p99_increase_ms: float = 50.0
     max_distribution_distance: float = 0.1
 
     def __post_init__(self) -> None:
