@@ -174,7 +174,7 @@ def test_each_check_passes_at_its_limit_and_fails_beyond_it():
 @pytest.mark.points(1)
 @pytest.mark.task(3)
 def test_the_latency_limit_is_the_larger_of_the_ratio_and_the_increase():
-    policy = RolloutParams()  # 2 x, or 25 ms more
+    policy = RolloutParams(max_p99_ratio=2.0, max_p99_increase_ms=25.0)  # 2 x, or 25 ms more
 
     def p99(ms):  # every request in one bucket (0, ms / 0.99]: the p99 is ms
         bound = ms / 0.99 / 1000
