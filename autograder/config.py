@@ -258,6 +258,18 @@ WEEKS: dict[int, Week] = {
         "Orchestration and monitoring: drift of the served model, alerts and a retraining DAG",
         files=("mlpipe/monitor.py",),
     ),
+    7: Week(
+        7,
+        "07-cloud-scaling",
+        "Cloud and scaling: a capacity plan, Kubernetes manifests and a canary that decides",
+        files=(
+            "mlpipe/capacity.py",
+            "mlpipe/rollout.py",
+            "k8s/api.yaml",
+            "k8s/canary.yaml",
+            "k8s/hpa.yaml",
+        ),
+    ),
 }
 
 

@@ -646,6 +646,107 @@ MISTAKES += [
     ),
 ]
 
+_W7_CAP, _W7_K8S, _W7_ROLL = "test_capacity.py::", "test_k8s.py::", "test_rollout.py::"
+MISTAKES += [
+    # --- week 7: mlpipe.capacity, the Kubernetes manifests, mlpipe.rollout's analysis ------
+    Mistake(
+        "replicas-rounded-down",
+        7,
+        "mlpipe/capacity.py",
+        "    return max(1, math.ceil(exact - 1e-9))",
+        "    return max(1, math.floor(exact))",
+        _W7_CAP + "test_replicas_are_rounded_up_and_bounded_by_the_floor_and_the_headroom",
+        (
+            "replicas_needed(500 req/s, 200 per replica, utilisation 0.6) is 4, expected 5",
+            "round up",
+        ),
+    ),
+    Mistake(
+        "littles-law-in-milliseconds",
+        7,
+        "mlpipe/capacity.py",
+        "    return rps * latency_ms / 1000.0\n",
+        "    return rps * latency_ms\n",
+        _W7_CAP + "test_littles_law_and_the_failure_ratio",
+        ("concurrency(200 req/s, 15 ms) is 3000.0, expected 3.0", "W in seconds"),
+    ),
+    Mistake(
+        "p99-at-the-objective-is-overloaded",
+        7,
+        "mlpipe/capacity.py",
+        "    return rps if p99_ms <= objective_ms else None\n",
+        "    return rps if p99_ms < objective_ms else None\n",
+        _W7_CAP + "test_only_a_run_within_its_objective_is_sustainable",
+        ("sustainable_rps(p99 100 ms, objective 100 ms) is None, expected 234.0", "meets it"),
+    ),
+    Mistake(
+        "max-replicas-without-headroom",
+        7,
+        "mlpipe/capacity.py",
+        "    return min_replicas, max(min_replicas, math.ceil(replicas * headroom - 1e-9))\n",
+        "    return min_replicas, max(min_replicas, replicas)\n",
+        _W7_CAP + "test_replicas_are_rounded_up_and_bounded_by_the_floor_and_the_headroom",
+        ("replica_bounds(5 replicas, floor 2, headroom 1.5) is (2, 5), expected (2, 8)",),
+    ),
+    Mistake(
+        "liveness-probe-on-a-path-the-app-lacks",
+        7,
+        "k8s/api.yaml",
+        "          livenessProbe:\n            httpGet:\n              path: /health\n",
+        "          livenessProbe:\n            httpGet:\n              path: /healthz\n",
+        _W7_K8S + "test_every_probe_asks_an_endpoint_the_app_serves",
+        (
+            "Deployment/mlpipe-api's livenessProbe asks /healthz, which the app has no GET for",
+            "its GET routes: /health",
+        ),
+    ),
+    Mistake(
+        "readiness-probe-on-health",
+        7,
+        "k8s/canary.yaml",
+        "              path: /ready\n",
+        "              path: /health\n",
+        _W7_K8S + "test_every_probe_asks_an_endpoint_the_app_serves",
+        ("Deployment/mlpipe-api-canary's readinessProbe asks /health", "its model is loaded"),
+    ),
+    Mistake(
+        "writable-root-file-system",
+        7,
+        "k8s/api.yaml",
+        "            readOnlyRootFilesystem: true\n",
+        "            readOnlyRootFilesystem: false\n",
+        _W7_K8S + "test_every_container_runs_locked_down",
+        ("Deployment/mlpipe-api container api does not set readOnlyRootFilesystem: true",),
+    ),
+    Mistake(
+        "hpa-utilisation-as-a-fraction",
+        7,
+        "k8s/hpa.yaml",
+        "          averageUtilization: 60\n",
+        "          averageUtilization: 0.6\n",
+        _W7_K8S + "test_the_hpa_scales_on_the_planned_cpu_utilisation",
+        ("k8s/hpa.yaml is not a valid manifest", "averageUtilization", "is not of type 'integer'"),
+    ),
+    Mistake(
+        "p99-histogram-read-as-per-bucket-counts",
+        7,
+        "mlpipe/rollout.py",
+        "    total = bounds[-1][1] if bounds else 0.0\n",
+        "    total = sum(n for _, n in bounds)\n",
+        _W7_ROLL + "test_error_rate_and_p99_come_from_the_canarys_counters",
+        ("quantile_ms() of the broken canary is", "bucket (50, 100] ms", "cumulative"),
+    ),
+    Mistake(
+        "distance-without-the-half",
+        7,
+        "mlpipe/rollout.py",
+        "    return sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys()) / 2\n",
+        "    return sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys())\n",
+        _W7_ROLL + "test_distribution_distance_is_the_total_variation_distance",
+        ("shares 75/25 against 25/75 are at distance 0.5", "got 1.0"),
+    ),
+]
+
 #: The few mistakes the fast tier checks (the rest are in the slow tier).
 #: The sample ``make test`` checks (the cheapest); the whole catalogue is in ``make test-slow``.
 FAST = ("wrong-metrics-key",)
