@@ -56,7 +56,7 @@ demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates +
 # Extra pytest options of the test targets, e.g. make test PYTEST_ARGS="--durations=10"
 PYTEST_ARGS ?=
 
-test: $(STAMP) ## the fast tier (6.5 min on 2 cores): unit, component, both-ways and golden grading
+test: $(STAMP) ## the fast tier (6 min on 2 cores): unit, component, both-ways and golden grading
 	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
 
 test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, servers, a browser
