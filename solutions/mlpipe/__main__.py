@@ -369,13 +369,17 @@ def _in_project(value: str | None, default: str) -> str:
     return value if value is not None else str(project_dir() / default)
 
 
+def _project_params(args: argparse.Namespace) -> str | None:
+    """``--params``, else the project's ``params.yaml`` when it exists, else None (defaults)."""
+    if args.params is None and (project_dir() / "params.yaml").is_file():
+        return str(project_dir() / "params.yaml")
+    return args.params
+
+
 def _run_monitor(args: argparse.Namespace) -> int:
     from mlpipe import monitor
 
-    params_file = args.params
-    if params_file is None and (project_dir() / "params.yaml").is_file():
-        params_file = project_dir() / "params.yaml"
-    params = load_params(params_file, "monitor", MonitorParams)
+    params = load_params(_project_params(args), "monitor", MonitorParams)
     result = monitor.monitor(
         log=_in_project(args.log, "logs/inference.jsonl"),
         reference=_in_project(args.reference, "data/processed/iris.csv"),
@@ -436,10 +440,7 @@ def _run_capacity(args: argparse.Namespace) -> int:
     from mlpipe import capacity
     from mlpipe.config import CapacityParams
 
-    params_file = args.params
-    if params_file is None and (project_dir() / "params.yaml").is_file():
-        params_file = project_dir() / "params.yaml"
-    params = load_params(params_file, "capacity", CapacityParams)
+    params = load_params(_project_params(args), "capacity", CapacityParams)
     _, _, lines = capacity.run(args.stats, params, args.history, args.write_hpa)
     print("\n".join(lines))
     if args.write_hpa:
@@ -594,10 +595,7 @@ def _run_infra(args: argparse.Namespace) -> int:
     from mlpipe import cloud
     from mlpipe.config import InfraParams
 
-    params_file = args.params
-    if params_file is None and (project_dir() / "params.yaml").is_file():
-        params_file = project_dir() / "params.yaml"
-    params = load_params(params_file, "infra", InfraParams)
+    params = load_params(_project_params(args), "infra", InfraParams)
     if args.stack:
         params = dataclasses.replace(params, stack=args.stack)
     if args.action == "lint":
