@@ -40,11 +40,7 @@ GOAL_RATIO = 0.70
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default: 1)")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default: 8)")
-    parser.add_argument("--duration", type=float, default=10, help="seconds per run (default: 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per side (default: 3)")
-    parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds (default: 2)")
+    bench.wrk_arguments(parser, rounds=3, per="side")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: run `sudo apt-get install wrk` (or `make bench-router`).")

@@ -579,13 +579,20 @@ def measure_load(targets: list[Target], tmp: Path, args: argparse.Namespace) -> 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def wrk_arguments(parser: argparse.ArgumentParser, rounds: int, per: str) -> None:
+    """The wrk options of the serving benchmarks (``--rounds``: runs per ``per``)."""
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default: 1)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default: 8)")
     parser.add_argument("--duration", type=float, default=10, help="seconds per run (default: 10)")
-    parser.add_argument("--rounds", type=int, default=1, help="wrk runs per server (default: 1)")
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help=f"wrk runs per {per} (default: {rounds})"
+    )
     parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds (default: 2)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    wrk_arguments(parser, rounds=1, per="server")
     parser.add_argument("--repeats", type=int, default=20, help="timed batches (default: 20)")
     parser.add_argument("--calls", type=int, default=1000, help="floor predicts (default: 1000)")
     args = parser.parse_args()
