@@ -32,6 +32,7 @@ when a helper needs them.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from autograder.config import NO_TELEMETRY
+from autograder.config import NO_TELEMETRY, RUN_STUBS_VAR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +120,83 @@ def _no_tracking_uri_leak() -> Iterator[None]:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+# --- tasks not started yet ----------------------------------------------------------------
+
+
+def is_stub(function: ast.FunctionDef) -> bool:
+    """True when a function is the released stub: a docstring at most, then ``raise NotImplementedError``."""
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
+@cache
+def stubs_of(module: str) -> frozenset[str]:
+    """The functions of ``mlpipe.<module>`` (under test) that are still stubs, read from its source.
+
+    The file is parsed, never imported; a file that is missing or does not parse has no
+    stubs here (its tests then run, and fail with Python's own message).
+    """
+    path = pipeline_dir() / "mlpipe" / f"{module}.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    return frozenset(
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef) and is_stub(node)
+    )
+
+
+def task_functions(item: pytest.Item) -> dict[int, tuple[str, ...]]:
+    """The ``TASK_FUNCTIONS`` of the week's ``conftest.py`` that holds this test (or none).
+
+    A week's conftest maps a task to the functions it asks for (``"track.tune"``); a test
+    of that task needs at least one of them. Tasks whose work is a file (a Dockerfile, a
+    workflow, ``dvc.yaml``) are not listed.
+    """
+    for plugin in item.config.pluginmanager.get_plugins():
+        tasks = getattr(plugin, "TASK_FUNCTIONS", None)
+        where = getattr(plugin, "__file__", None)
+        if tasks and where and Path(where).parent in Path(item.path).parents:
+            return tasks
+    return {}
+
+
+def not_started(item: pytest.Item) -> list[str]:
+    """The functions of this test's task when every one of them is still a stub, else ``[]``."""
+    marker = item.get_closest_marker("task")
+    if marker is None or not marker.args:
+        return []
+    names = task_functions(item).get(marker.args[0], ())
+    stubbed = [n for n in names if n.split(".")[1] in stubs_of(n.split(".")[0])]
+    return [f"mlpipe.{n}" for n in stubbed] if names and len(stubbed) == len(names) else []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test at once, before its fixtures, when its task has not been started.
+
+    Every function the task asks for still raises ``NotImplementedError``, so the test
+    could only fail; saying so at once spares building its MLflow stores and DVC
+    repositories (and, in ``course check``, the wait).
+    """
+    if os.environ.get(RUN_STUBS_VAR) == "1":
+        return
+    names = not_started(item)
+    if names:
+        task = item.get_closest_marker("task").args[0]
+        pytest.fail(
+            f"Task {task} is not started yet: {', '.join(names)} still"
+            f" raise{'s' if len(names) == 1 else ''} NotImplementedError: write"
+            f" {'it' if len(names) == 1 else 'them'} first (this test was not run).",
+            pytrace=False,
+        )
 
 
 # --- commands whose failures teach ---------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import sqlite3
 import subprocess
@@ -129,8 +130,8 @@ def test_a_copied_store_is_a_fresh_store_of_its_new_folder(tmp_path):
     assert testkit.aliases(home, "m") == {}
 
 
-def _run_pytest(folder, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+def _run_pytest(folder, *args: str, env=None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in (env or os.environ).items() if k != "PYTEST_ADDOPTS"}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--strict-markers",
@@ -203,3 +204,83 @@ def test_stopping_a_server_started_in_its_own_session_stops_its_workers_too(tmp_
         time.sleep(0.1)
     else:
         raise AssertionError("the server's worker outlived it")
+
+
+def test_a_stub_is_a_docstring_and_raise_not_implemented_error_only():
+    def parsed(body: str):
+        return ast.parse(textwrap.dedent(body)).body[0]
+
+    assert testkit.is_stub(parsed('def f():\n    """Doc."""\n    raise NotImplementedError("f")'))
+    assert testkit.is_stub(parsed("def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError"))
+    assert not testkit.is_stub(parsed("def f():\n    x = 1\n    raise NotImplementedError"))
+    assert not testkit.is_stub(parsed("def f():\n    raise ValueError('no')"))
+    assert not testkit.is_stub(parsed('def f():\n    """Doc."""'))
+
+
+def test_a_task_whose_functions_are_all_stubs_fails_at_once_and_says_what_to_write(tmp_path):
+    """Before its fixtures run; a task with one function written, or no functions, runs."""
+    (tmp_path / "mlpipe").mkdir()
+    (tmp_path / "mlpipe" / "__init__.py").write_text("")
+    (tmp_path / "mlpipe" / "stage.py").write_text(
+        textwrap.dedent('''
+            def started():
+                return 1
+
+
+            def left():
+                """Not yet."""
+                raise NotImplementedError("mlpipe.stage.left")
+
+
+            def other():
+                raise NotImplementedError("mlpipe.stage.other")
+        ''')
+    )
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "conftest.py").write_text(
+        textwrap.dedent(f"""
+            import pytest
+
+            pytest_plugins = ("{TESTKIT}",)
+            TASK_FUNCTIONS = {{1: ("stage.left", "stage.other"), 2: ("stage.left", "stage.started")}}
+
+
+            @pytest.fixture()
+            def costly(tmp_path):
+                (tmp_path.parent / "fixture-ran").write_text("")
+        """)
+    )
+    (tests / "test_stage.py").write_text(
+        textwrap.dedent("""
+            import pytest
+
+            from mlpipe import stage
+
+
+            @pytest.mark.task(1)
+            def test_not_started(costly):
+                assert stage.left() == 2
+
+
+            @pytest.mark.task(2)
+            def test_half_done():
+                assert stage.started() == 1
+
+
+            @pytest.mark.task(3)
+            def test_a_file_task():
+                assert True
+        """)
+    )
+    proc = _run_pytest(tmp_path, "tests", "-o", f"pythonpath={tmp_path}", "-rE")
+    out = proc.stdout
+    assert "1 error, 2 passed" in out or "2 passed, 1 error" in out, out
+    assert (
+        "Task 1 is not started yet: mlpipe.stage.left, mlpipe.stage.other still raise "
+        "NotImplementedError: write them first (this test was not run)."
+    ) in out
+    assert not list(tmp_path.rglob("fixture-ran")), "the test's fixtures ran"
+    env = {**os.environ, testkit.RUN_STUBS_VAR: "1"}
+    proc = _run_pytest(tmp_path, "tests", "-o", f"pythonpath={tmp_path}", env=env)
+    assert "1 failed, 2 passed" in proc.stdout and "NotImplementedError" in proc.stdout

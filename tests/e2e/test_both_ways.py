@@ -16,7 +16,7 @@ import shutil
 import pytest
 from submissions import only_week, untouched
 
-from autograder.config import WEEKS
+from autograder.config import RUN_STUBS_VAR, WEEKS
 from autograder.grade import grade
 from autograder.sandbox import Limits
 
@@ -65,9 +65,30 @@ def test_untouched_student_version_earns_no_coded_point(graded, week):
     assert report.max_score > 0 and report.score == 0
     assert [t.name for t in report.tests if t.score] == []
     assert any(t.hidden for t in report.tests) and any(not t.hidden for t in report.tests)
+    # the test kit's shortcut: a task whose functions are all stubs fails without running
+    assert any("is not started yet" in t.output for t in report.tests if t.source == "pytest")
 
 
 def test_one_run_graded_exactly_the_planned_weeks(graded):
     expected = {(f"done-week{w:02d}", w) for w in LATER_WEEKS}
     expected |= {("untouched", w) for w in LATER_WEEKS}
     assert set(graded) == expected
+
+
+@pytest.mark.slow
+def test_untouched_tests_fail_on_their_own_without_the_not_started_shortcut(tmp_path, monkeypatch):
+    """The test kit fails the tests of an unstarted task at once; here every test runs.
+
+    So the proof above (the untouched version earns no coded point) holds for the tests
+    themselves, not only for the shortcut.
+    """
+    monkeypatch.setenv(RUN_STUBS_VAR, "1")
+    sub = untouched(tmp_path / "untouched")
+    _keep_labs(sub, set(LATER_WEEKS))
+    reports = grade([sub], out=tmp_path / "out", progress=False, jobs=2, limits=LIMITS)
+    assert {r.week for r in reports} == set(LATER_WEEKS)
+    for report in reports:
+        assert report.max_score > 0 and report.score == 0, report.week
+        assert not [t.name for t in report.tests if t.score], report.week
+        shortcut = [t.name for t in report.tests if "is not started yet" in t.output]
+        assert shortcut == [], (report.week, shortcut)
