@@ -131,22 +131,29 @@ def scrub(text: str, hidden: Iterable[str] = ()) -> str:
     return text
 
 
+#: What a student reads of a hidden test that did not pass: one line the grader wrote.
+#: Nothing of its output is shown: a student's code ran beside the hidden test and could
+#: have put anything there (even the hidden test's source, encoded).
+HIDDEN_REASONS = {
+    "failed": "a hidden check failed: compare your work with every requirement of the task",
+    "error": "a hidden check could not run to its end: your code raised an error or stopped",
+    "skipped": "a hidden check was skipped",
+}
+
+
 def _student_reason(test: TestResult, hidden: Iterable[str] = ()) -> str:
-    """What a student may see of a failure: hidden tests give one error line only."""
+    """What a student may see of a test that did not pass.
+
+    A visible test shows the last lines of its output (hidden-test source scrubbed); a
+    hidden test, only the grader's line for its status (:data:`HIDDEN_REASONS`).
+    """
     if test.status == "passed":
         return ""
     if test.status == "manual":
         return "graded by your instructor"
-    lines = [line for line in test.output.strip().splitlines() if line.strip()]
     if test.hidden:
-        # Only the error line: the assertion's own message, never the test's code.
-        if test.source == "pytest":
-            errors = [line[1:].strip() for line in lines if line.startswith("E ")]
-            line = (errors or [lines[-1] if lines else test.status])[0]
-            line = "AssertionError: a hidden check failed" if line.startswith("assert ") else line
-        else:
-            line = (lines or [test.status])[-1]
-        return scrub(line[:200], hidden)
+        return HIDDEN_REASONS.get(test.status, f"a hidden check {test.status}")
+    lines = [line for line in test.output.strip().splitlines() if line.strip()]
     return scrub("\n".join(lines[-15:]), hidden)
 
 

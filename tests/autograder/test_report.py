@@ -6,7 +6,14 @@ import json
 
 from submissions import hidden_test_lines
 
-from autograder.report import Report, clip, scrub, to_feedback_html, to_markdown
+from autograder.report import (
+    Report,
+    clip,
+    gradescope_results,
+    scrub,
+    to_feedback_html,
+    to_markdown,
+)
 from autograder.report import TestResult as Result
 
 
@@ -59,3 +66,22 @@ def test_clip_keeps_a_long_failures_message_and_its_end():
     assert clipped.endswith("E         -     1999,") and len(clipped) < 1100
     assert clip("short") == "short"
     assert clip("x" * 50 + "\nend", limit=10) == "...\n" + ("x" * 50 + "\nend")[-10:]
+
+
+def test_a_hidden_test_shows_only_the_graders_line_never_its_output():
+    """A student's code ran beside the hidden test: its output may carry anything, encoded."""
+    import base64
+    import zlib
+
+    payload = base64.b64encode(zlib.compress(b"def test_hidden(): assert secret() == 42")).decode()
+    report = Report("mallory", 1, True)
+    report.tests = [
+        Result(
+            "hidden/t.py::test_x", "pytest", 0, 1, "failed", f"E   AssertionError: {payload}", True
+        ),
+        Result("test_task2_split", "notebook", 0, 2, "error", f"ValueError: {payload}", True),
+    ]
+    results = json.dumps(gradescope_results(report))
+    for text in (to_feedback_html(report), to_markdown(report), results):
+        assert payload not in text
+        assert "a hidden check failed" in text and "a hidden check could not run" in text
