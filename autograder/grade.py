@@ -283,10 +283,14 @@ class Gradebook:
 
         ``part`` is the worker's notebook result; without grades (a missing or
         broken notebook) every cell gets zero, as nbgrader does for a missing one.
+        A test cell that printed an error scores zero whatever nbgrader gave it:
+        nbgrader gives full points to a cell whose first output is a non-numeric
+        result, errors after it notwithstanding, and a student's hook can put one there.
         """
         from nbgrader.api import Gradebook as NbGradebook
 
         new = (part or {}).get("grades") or {}
+        errors = (part or {}).get("errors") or {}
         comments = (part or {}).get("comments") or {}
         with NbGradebook(self.url, COURSE_ID) as gb:
             gb.update_or_create_student(student)
@@ -294,7 +298,8 @@ class Gradebook:
             nb = gb.find_submission_notebook("lab", lab, student)
             for grade in nb.grades:
                 got = new.get(grade.name, {"auto_score": 0.0, "needs_manual_grade": False})
-                grade.auto_score = got["auto_score"]
+                errored = grade.name in errors and not got["needs_manual_grade"]
+                grade.auto_score = 0.0 if errored else got["auto_score"]
                 if grade.manual_score is not None:
                     grade.needs_manual_grade = False
                 else:

@@ -162,6 +162,19 @@ def run_cell(self, *args, **kwargs):
 InteractiveShell.run_cell = run_cell
 InteractiveShell.showtraceback = lambda self, *args, **kwargs: None
 """
+#: A test cell whose first output is a non-numeric result gets full points from nbgrader,
+#: errors after it notwithstanding: this hook puts one at the start of every cell.
+DISPLAY_FIRST = """from IPython import get_ipython
+
+_shell = get_ipython()
+
+
+def _claim(info):
+    _shell.displayhook("all checks passed")
+
+
+_shell.events.register("pre_run_cell", _claim)
+"""
 BUILTINS = """import builtins
 
 _len = builtins.len
@@ -513,6 +526,10 @@ SAMPLES = {
     "hide-failures": (
         _untouched_with_cell(HIDE_FAILURES),
         Expected("tampering", "InteractiveShell.run_cell was replaced", 0.0),
+    ),
+    "display-first": (
+        _untouched_with_cell(DISPLAY_FIRST),
+        Expected("tampering", "registered a 'pre_run_cell' callback", 0.0),
     ),
     "patch-builtins": (
         _fast_with_builtins,
