@@ -39,7 +39,7 @@ POSITIVE = "yes"
 #: Contract types of the training data, and the one month 3 introduces.
 CONTRACTS = ("month-to-month", "one-year", "two-year")
 NEW_CONTRACT = "quarterly"
-INTERNET = ("none", "dsl", "fiber")
+INTERNET = ("no-internet", "dsl", "fiber")
 PAYMENTS = ("electronic-check", "mailed-check", "bank-transfer", "credit-card")
 #: Feature columns, in file order (the label column follows them).
 FEATURES = (
@@ -81,9 +81,9 @@ _TENURE = {"month-to-month": (1.2, 14.0), "one-year": (2.5, 14.0), "two-year": (
 _CONTRACT_SHARES = (0.55, 0.25, 0.20)
 _INTERNET_SHARES = (0.2, 0.35, 0.45)
 #: Monthly charges by internet service: (mean, standard deviation) in USD.
-_CHARGES = {"none": (22.0, 3.0), "dsl": (55.0, 10.0), "fiber": (88.0, 12.0)}
+_CHARGES = {"no-internet": (22.0, 3.0), "dsl": (55.0, 10.0), "fiber": (88.0, 12.0)}
 #: Support calls a month by internet service: the Poisson mean.
-_CALLS = {"none": 0.8, "dsl": 1.2, "fiber": 2.0}
+_CALLS = {"no-internet": 0.8, "dsl": 1.2, "fiber": 2.0}
 _PAYMENT_SHARES = (0.35, 0.2, 0.22, 0.23)
 
 
