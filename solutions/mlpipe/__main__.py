@@ -203,13 +203,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from mlpipe import data
-
     out = args.out or f"data/raw/{args.dataset}.csv"
     if args.dataset == "churn":
         return _fetch_churn(args, out)
     if args.month or args.seed:
         raise ParamsError("--month and --seed apply to --dataset churn only.")
+    from mlpipe import data
+
     print(f"raw data written to {data.write_raw(out, args.per_class)}")
     return 0
 
