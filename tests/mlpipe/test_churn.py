@@ -217,3 +217,24 @@ def test_cli_fetch_refuses_bad_options_and_writes_nothing(tmp_path, capsys, argv
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_every_capstone_dvc_command_is_a_valid_mlpipe_command():
+    import shlex
+
+    from mlpipe.__main__ import _build_parser
+
+    stages = yaml.safe_load((REPO / "capstone" / "dvc.yaml").read_text())["stages"]
+    commands = []
+    for stage in stages.values():
+        if "foreach" in stage:
+            commands += [stage["do"]["cmd"].replace("${item}", str(i)) for i in stage["foreach"]]
+        else:
+            commands.append(stage["cmd"])
+    assert len(commands) == 9
+    for command in commands:
+        words = shlex.split(command)
+        assert words[:3] == ["python", "-m", "mlpipe"], command
+        args = _build_parser().parse_args(words[3:])
+        if args.stage != "fetch":
+            assert args.params == "params.yaml", command
