@@ -54,11 +54,15 @@ FEATURES = (
 #: Rows of the training data and of a monthly delivery.
 TRAINING_ROWS = 7000
 MONTH_ROWS = 1000
-#: Month 2 on: factor applied to every monthly charge (the price change).
+#: The first month of each drift; once made, a change stays.
+PRICE_CHANGE_FROM = 2
+NEW_CONTRACT_FROM = 3
+LABEL_SHIFT_FROM = 3
+#: The price change: the factor applied to every monthly charge.
 PRICE_FACTOR = 1.12
-#: Month 3 on: share of customers on the new contract type.
+#: The new contract type's share of the customers drawn.
 NEW_CONTRACT_SHARE = 0.2
-#: Month 3 on: share of the customers who stayed that a delivery keeps (label shift).
+#: The label shift: the share of the customers who stayed that a delivery keeps.
 STAYER_KEEP = 0.5
 #: The mechanism: log-odds of churn (see :func:`logit`).
 COEFFICIENTS: dict[str, float] = {
@@ -76,8 +80,9 @@ COEFFICIENTS: dict[str, float] = {
 }
 #: Customers with a tenure below this many months are in their first year (the interaction).
 FIRST_YEAR_MONTHS = 12
-#: How each contract type's customers are drawn: (share in training, tenure gamma shape, scale).
+#: Tenure by contract type: gamma (shape, scale) in months (the new type draws like one-year).
 _TENURE = {"month-to-month": (1.2, 14.0), "one-year": (2.5, 14.0), "two-year": (4.0, 12.0)}
+#: Shares of the categories, in the order of CONTRACTS, INTERNET and PAYMENTS.
 _CONTRACT_SHARES = (0.55, 0.25, 0.20)
 _INTERNET_SHARES = (0.2, 0.35, 0.45)
 #: Monthly charges by internet service: (mean, standard deviation) in USD.
@@ -100,8 +105,8 @@ def _pick(
 
 
 def _contracts(rng: np.random.Generator, rows: int, month: int) -> np.ndarray:
-    """Contract types; from month 3, :data:`NEW_CONTRACT_SHARE` of them are the new type."""
-    if month < 3:
+    """Contract types; from :data:`NEW_CONTRACT_FROM` on, some are :data:`NEW_CONTRACT`."""
+    if month < NEW_CONTRACT_FROM:
         return _pick(rng, list(CONTRACTS), list(_CONTRACT_SHARES), rows)
     rest = 1.0 - NEW_CONTRACT_SHARE
     shares = [share * rest for share in _CONTRACT_SHARES] + [NEW_CONTRACT_SHARE]
@@ -119,7 +124,7 @@ def _customers(rng: np.random.Generator, rows: int, month: int) -> pd.DataFrame:
     internet = _pick(rng, list(INTERNET), list(_INTERNET_SHARES), rows)
     mean, sd = (pd.Series(internet).map(lambda i, k=k: _CHARGES[i][k]).to_numpy() for k in (0, 1))
     charges = np.clip(rng.normal(mean, sd), 18.0, 120.0)
-    if month >= 2:
+    if month >= PRICE_CHANGE_FROM:
         charges = charges * PRICE_FACTOR
     calls = np.minimum(rng.poisson(pd.Series(internet).map(_CALLS).to_numpy(dtype=float)), 15)
     payment = _pick(rng, list(PAYMENTS), list(_PAYMENT_SHARES), rows)
@@ -184,7 +189,7 @@ def label_shift(month: int) -> float:
     ``1 / STAYER_KEEP``, exactly (the features of churned and of staying customers
     keep their distributions: a prior shift).
     """
-    return math.log(1.0 / STAYER_KEEP) if month >= 3 else 0.0
+    return math.log(1.0 / STAYER_KEEP) if month >= LABEL_SHIFT_FROM else 0.0
 
 
 def true_probability(df: pd.DataFrame, month: int = 0) -> np.ndarray:
@@ -225,11 +230,16 @@ def delivery(month: int = 0, rows: int | None = None, seed: int = 0) -> pd.DataF
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}.")
     rng = _rng(seed, month)
-    pool = rows if month < 3 else 3 * rows  # the label shift drops at most half of them
+    shifted = month >= LABEL_SHIFT_FROM
+    # The label shift keeps more than half of the customers drawn: 3 rows + 60 always suffice
+    # (fewer than ``rows`` kept has a probability below 1e-15 for every ``rows``).
+    pool = 3 * rows + 60 if shifted else rows
     df = _customers(rng, pool, month)
     churned = rng.random(pool) < true_probability(df)
-    if month >= 3:
+    if shifted:
         kept = churned | (rng.random(pool) < STAYER_KEEP)
+        if kept.sum() < rows:  # pragma: no cover - see the bound above
+            raise RuntimeError(f"the label shift kept {kept.sum()} of {pool} customers.")
         df, churned = df[kept].head(rows), churned[kept][:rows]
     df[TARGET] = np.where(churned, POSITIVE, LABELS[0])
     return df.reset_index(drop=True)
