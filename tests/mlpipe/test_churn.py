@@ -58,7 +58,7 @@ def test_shape_columns_and_types(deliveries):
         for column in ("tenure_months", "support_calls", "age"):
             assert pd.api.types.is_integer_dtype(df[column]), column
     assert churn.delivery(2, rows=10).shape == (10, len(churn.FEATURES) + 1)
-    assert len(churn.delivery(3, rows=10)) == 10
+    assert [len(churn.delivery(3, rows=n)) for n in (1, 10)] == [1, 10], "the label shift"
 
 
 def test_training_data_is_imbalanced_about_a_quarter_churned(deliveries):
