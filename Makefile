@@ -171,3 +171,8 @@ podman-setup: ## install podman (runc, debootstrap), write containers.conf, buil
 images: podman-setup $(STAMP) ## build localhost/mlpipe-train:0.1.0 and mlpipe-serve:0.1.0 with podman (~6 min), print their sizes
 	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) IMAGE_VERSION=$(IMAGE_VERSION) PIPELINE_DIR=$(PIPELINE_DIR) \
 		bash scripts/build-images.sh $(BIN)/python
+# --- week 8: the churn data (capstone) ---
+.PHONY: bench-churn
+bench-churn: $(STAMP) ## churn benchmark: logistic baseline vs boosting, forest and the Bayes rate (ROC/PR AUC)
+	$(BIN)/python benchmarks/churn.py $(BENCH_ARGS)
+# --- end of week 8: the churn data ---

@@ -49,11 +49,14 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--params", default=None, help="params.yaml to read (default: built-in)")
         return sub
 
-    fetch = stage("fetch", "write the raw Iris data as a provider delivers it")
-    fetch.add_argument("--out", default="data/raw/iris.csv", help="raw CSV to write")
+    fetch = stage("fetch", "write the raw data (Iris, or a synthetic churn delivery)")
+    fetch.add_argument("--out", default=None, help="raw CSV (default: data/raw/DATASET.csv)")
     fetch.add_argument(
         "--per-class", type=int, default=None, help="only the first N rows of each species"
     )
+    fetch.add_argument("--dataset", choices=("iris", "churn"), default="iris", help="which data")
+    fetch.add_argument("--month", type=int, default=0, help="churn: 0 training, K month K")
+    fetch.add_argument("--seed", type=int, default=0, help="churn: seed of the generator")
 
     prepare = stage("prepare", "clean raw data into data/processed with a fingerprint")
     prepare.add_argument("--raw", default="data/raw/iris.csv", help="raw CSV to read")
@@ -200,9 +203,28 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
+    out = args.out or f"data/raw/{args.dataset}.csv"
+    if args.dataset == "churn":
+        return _fetch_churn(args, out)
+    if args.month or args.seed:
+        raise ParamsError("--month and --seed apply to --dataset churn only.")
     from mlpipe import data
 
-    print(f"raw data written to {data.write_raw(args.out, args.per_class)}")
+    print(f"raw data written to {data.write_raw(out, args.per_class)}")
+    return 0
+
+
+def _fetch_churn(args: argparse.Namespace, out: str) -> int:
+    from mlpipe import churn
+
+    if args.per_class is not None:
+        raise ParamsError("--per-class applies to --dataset iris only.")
+    if args.month < 0:
+        raise ParamsError(f"--month must be 0 (the training data) or more, got {args.month}.")
+    what = "training data" if args.month == 0 else f"month {args.month}"
+    print(
+        f"churn {what} (seed {args.seed}) written to {churn.write(out, args.month, None, args.seed)}"
+    )
     return 0
 
 
