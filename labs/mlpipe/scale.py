@@ -63,6 +63,8 @@ ADDRESS_PATTERN = re.compile(
 SCAN_BYTES = 1 << 16
 #: Bytes copied at a time when the part files are joined.
 COPY_BYTES = 1 << 20
+#: Parts given to each scoring actor at a time (one scoring, the next one waiting).
+QUEUED = 2
 #: What ``ray start`` says when a node missed its 30 s to register (it goes on starting).
 LATE_NODE = "timed out during startup"
 #: The metric every Tune trial reports, as week 3's trial runs log it.
@@ -584,7 +586,7 @@ class Scorer:
         columns: list[str],
         valid_range: tuple[float, float],
         workers: int = 0,
-        parts_per_worker: int = 4,
+        parts_per_worker: int = ScaleParams.parts_per_worker,
         start_timeout: float = 300.0,
     ) -> None:
         import ray
@@ -625,9 +627,11 @@ class Scorer:
         self.actors = []
 
     def _run(self, path: str, head: bytes, spool: str, jobs: list[Job]) -> dict[int, PartReport]:
-        """Score ``jobs``, each on the next idle actor; return part index -> report.
+        """Score ``jobs``, each on the next actor with room; return part index -> report.
 
-        The scored text stays on disk (the part files in ``spool``): only the small
+        Each actor has :data:`QUEUED` parts at a time, so that it starts its next part
+        as soon as one is done instead of waiting for the driver's round trip. The
+        scored text stays on disk (the part files in ``spool``): only the small
         reports come back through Ray, none of the output's bytes.
         """
         import ray
@@ -635,7 +639,7 @@ class Scorer:
         todo = list(jobs)
         running: dict[Any, int] = {}  # report ref -> actor
         done: dict[int, PartReport] = {}
-        idle = list(range(len(self.actors)))
+        idle = list(range(len(self.actors))) * QUEUED  # a free place in an actor's queue
         while todo or running:
             while todo and idle:
                 slot, (part, casts, first) = idle.pop(), todo.pop(0)
