@@ -643,9 +643,8 @@ class Scorer:
         while todo or running:
             while todo and idle:
                 slot, (part, casts, first) = idle.pop(), todo.pop(0)
-                running[self.actors[slot].score.remote(path, head, spool, part, casts, first)] = (
-                    slot
-                )
+                ref = self.actors[slot].score.remote(path, head, spool, part, casts, first)
+                running[ref] = slot
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 idle.append(running.pop(ref))
