@@ -915,6 +915,9 @@ class LocalCluster:
 
     def _start(self, *args: str, timeout: float) -> None:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # The head asks its GCS for its own node every 2 s, 20 times by default: too few on
+        # a busy machine, where the GCS takes longer to answer than that; wait as long as we do.
+        env.setdefault("RAY_NUM_REDIS_GET_RETRIES", str(max(20, int(timeout) // 2)))
         cmd = [
             self.ray,
             "start",
