@@ -918,8 +918,6 @@ class LocalCluster:
         # The head asks its GCS for its own node every 2 s, 20 times by default: too few on
         # a busy machine, where the GCS takes longer to answer than that; wait as long as we do.
         env.setdefault("RAY_NUM_REDIS_GET_RETRIES", str(max(20, int(timeout) // 2)))
-        # The raylet waits for its dashboard agent's ports (30 s by default), then aborts.
-        env.setdefault("RAY_agent_register_timeout_ms", str(max(30, int(timeout)) * 1000))
         cmd = [
             self.ray,
             "start",
