@@ -50,7 +50,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP) ## create .venv with the locked dependencies and the `course` command
 
-demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates + promotion, serving, drift monitoring
+demo: $(STAMP) ## run the reference pipeline, weeks 1-7: train, DVC, MLflow, gates, serving, drift, Locust + capacity, k8s, canary, moto
 	bash scripts/demo.sh $(BIN)/python
 
 # Extra pytest options of the test targets, e.g. make test PYTEST_ARGS="--durations=10"

@@ -264,13 +264,15 @@ WEEKS: dict[int, Week] = {
     7: Week(
         7,
         "07-cloud-scaling",
-        "Cloud and scaling: a capacity plan, Kubernetes manifests and a canary that decides",
+        "Cloud and scaling: a capacity plan, Kubernetes manifests, a canary that decides and "
+        "the artefact store as code",
         files=(
             "mlpipe/capacity.py",
             "mlpipe/rollout.py",
             "k8s/api.yaml",
             "k8s/canary.yaml",
             "k8s/hpa.yaml",
+            "infra/artifacts.yaml",
         ),
     ),
 }

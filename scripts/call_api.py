@@ -11,7 +11,7 @@ import httpx
 ROW = {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}
 
 
-def wait_ready(base: str, seconds: float = 60) -> None:
+def wait_ready(base: str, seconds: float = 180) -> None:
     """Poll ``/ready`` until it answers 200, or exit with one sentence."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

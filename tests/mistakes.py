@@ -647,6 +647,7 @@ MISTAKES += [
 ]
 
 _W7_CAP, _W7_K8S, _W7_ROLL = "test_capacity.py::", "test_k8s.py::", "test_rollout.py::"
+_W7_INFRA = "test_infra.py::"
 MISTAKES += [
     # --- week 7: mlpipe.capacity, the Kubernetes manifests, mlpipe.rollout's analysis ------
     Mistake(
@@ -744,6 +745,16 @@ MISTAKES += [
         "    return sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys())\n",
         _W7_ROLL + "test_distribution_distance_is_the_total_variation_distance",
         ("shares 75/25 against 25/75 are at distance 0.5", "got 1.0"),
+    ),
+    Mistake(
+        "serving-role-reads-every-resource",
+        7,
+        "infra/artifacts.yaml",
+        "                Action: s3:GetObject\n"
+        '                Resource: !Sub "${ArtifactBucket.Arn}/${ArtifactPrefix}/*"\n',
+        '                Action: s3:GetObject\n                Resource: "*"\n',
+        _W7_INFRA + "test_the_serving_role_reads_the_artifacts_and_no_role_is_broader",
+        ("least privilege", "ServingRole allows '*'", "the artefact bucket's ARN"),
     ),
 ]
 

@@ -444,7 +444,8 @@ class ScaleParams:
         workers: Scoring workers (one Ray actor each, one CPU each); 0: one per
             CPU of the cluster.
         parts_per_worker: Byte ranges of the file per worker; more parts balance
-            uneven workers better, each part costs a round trip.
+            uneven workers better (the last part's tail is shorter), each part
+            costs a task and a pandas parse.
         max_concurrent_trials: Ray Tune trials run at once (one CPU each).
         rows: Rows of the generated Iris-like file (``scale generate``).
         seed: Seed of the generator; same seed, same file.
@@ -455,7 +456,7 @@ class ScaleParams:
     address: str = ""
     connect_timeout: float = 10.0
     workers: int = 0
-    parts_per_worker: int = 4
+    parts_per_worker: int = 8
     max_concurrent_trials: int = 2
     rows: int = 1_000_000
     seed: int = 0

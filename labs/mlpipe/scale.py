@@ -6,9 +6,11 @@
   own part of the file (nothing but the part's offsets travels to it).
 * :class:`Scorer` starts one Ray actor per worker; each actor deserialises the
   model once, from the object store, and then scores part after part with week 5's
-  code (:func:`mlpipe.export.score_frame`, :func:`mlpipe.export.scored_csv`).
-  The driver writes the parts in order, atomically: the same bytes as
-  ``python -m mlpipe score`` on the whole file, or nothing when a row is bad.
+  code (:func:`mlpipe.export.score_frame`, :func:`mlpipe.export.scored_csv`),
+  writing each scored part to a file of its own beside the output; only a small
+  report of each part travels back. The driver joins the part files in order by
+  byte copy, atomically: the same bytes as ``python -m mlpipe score`` on the
+  whole file, or nothing when a row is bad.
 * :func:`tune` runs week 3's search as Ray Tune trials with Optuna as the
   searcher; every trial is a nested MLflow run of one parent, the best model is
   registered as week 3 does (:mod:`mlpipe.track`).
@@ -23,7 +25,8 @@
     python -m mlpipe scale tune --address 127.0.0.1:6379 --data data/processed/iris.csv
 
 On a real cluster the driver runs on a node of it (or as ``ray job submit``), and
-the file to score must be on storage every node sees under the same path.
+the file to score and the output's folder must be on storage every node sees
+under the same path.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ ADDRESS_PATTERN = re.compile(
 )
 #: Bytes read at a time when looking for the end of a line.
 SCAN_BYTES = 1 << 16
+#: Bytes copied at a time when the part files are joined.
+COPY_BYTES = 1 << 20
+#: Parts given to each scoring actor at a time (one scoring, the next one waiting).
+QUEUED = 2
 #: What ``ray start`` says when a node missed its 30 s to register (it goes on starting).
 LATE_NODE = "timed out during startup"
 #: The metric every Tune trial reports, as week 3's trial runs log it.
@@ -317,21 +324,22 @@ class PartScorer:
         return self.worker
 
     def score(
-        self, path: str, head: bytes, part: Part, casts: dict[str, str], header: bool
-    ) -> tuple[PartReport, bytes]:
-        """Check and score one part of the file.
+        self, path: str, head: bytes, spool: str, part: Part, casts: dict[str, str], header: bool
+    ) -> PartReport:
+        """Check and score one part of the file into its part file in ``spool``.
 
         Args:
             path: The CSV file, as every node sees it.
             head: Its header line.
+            spool: The folder of the part files (:func:`part_file`), as every node sees it.
             part: The range to score.
             casts: Column -> type to convert to before writing, so that the part's
                 numbers are written as the whole file's type writes them.
             header: Start the text with the header line (the first part with rows).
 
         Returns:
-            The :class:`PartReport`, and the part's scored CSV text (empty when the
-            part has a bad row).
+            The :class:`PartReport`; the part file is written only when the part
+            has rows and no bad one.
         """
         from mlpipe import export
 
@@ -340,7 +348,7 @@ class PartScorer:
             df, _ = read_part(path, head, part)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
             report.parse_error = " ".join(str(err).split())
-            return report, b""
+            return report
         report.rows = len(df)
         report.dtypes = {str(c): str(t) for c, t in df.dtypes.items()}
         low, high = self.valid_range
@@ -354,11 +362,19 @@ class PartScorer:
             if outside is not None:
                 report.outside[column] = outside
         if not report.clean or not len(df):
-            return report, b""
+            return report
         for column, dtype in casts.items():
             df[column] = df[column].astype(dtype)
         scored = export.score_frame(self.model, df, self.columns)
-        return report, export.scored_csv(scored, header=header).encode("utf-8")
+        part_file(spool, part.index).write_bytes(
+            export.scored_csv(scored, header=header).encode("utf-8")
+        )
+        return report
+
+
+def part_file(spool: str | Path, index: int) -> Path:
+    """The file the scored part ``index`` is written to, in the folder ``spool``."""
+    return Path(spool) / f"part-{index:05d}.csv"
 
 
 def _worker_name() -> str:
@@ -451,6 +467,8 @@ def first_problem(
 
 #: One part to score: the part, the types to cast columns to, whether to write the header.
 Job = tuple[Part, dict[str, str], bool]
+#: Scores jobs: ``run(path, header line, spool folder, jobs)`` -> part index -> report.
+Runner = Callable[[str, bytes, str, list[Job]], dict[int, PartReport]]
 
 
 def redo_plan(reports: list[PartReport]) -> list[tuple[int, dict[str, str], bool]]:
@@ -481,8 +499,7 @@ def split_score(
     columns: list[str],
     valid_range: tuple[float, float],
     parts: int,
-    run: Callable[[str, bytes, list[Job]], dict[int, tuple[PartReport, Any]]],
-    fetch: Callable[[Any], bytes] = bytes,
+    run: Runner,
 ) -> tuple[int, list[PartReport], int]:
     """Score a CSV file part by part into ``out``: the bytes ``python -m mlpipe score`` writes.
 
@@ -492,10 +509,11 @@ def split_score(
         columns: The model's input columns.
         valid_range: ``(low, high)`` of every feature.
         parts: Parts to cut the file into (:func:`byte_ranges`).
-        run: Scores jobs (``run(path, header line, jobs)``) and returns part index ->
-            ``(report, text)``; the :class:`Scorer`'s runs them on the cluster,
+        run: Scores jobs (``run(path, header line, spool, jobs)``), each part into
+            its :func:`part_file` in the folder ``spool`` (made beside ``out``, so on
+            the same storage, and removed afterwards), and returns part index ->
+            report; the :class:`Scorer`'s runs them on the cluster,
             :func:`run_locally` in this process.
-        fetch: Turns what ``run`` returned as a text into bytes (``ray.get``).
 
     Returns:
         ``(rows scored, the first pass's reports, parts scored again)``.
@@ -511,30 +529,35 @@ def split_score(
     export.feature_matrix(head_rows.iloc[:0], columns)  # a missing column
     head = header(path)
     cut = byte_ranges(path, parts)
-    done = run(str(path), head, [(p, {}, p.index == 0) for p in cut])
-    reports = [done[p.index][0] for p in cut]
-    problem = first_problem(reports, cut, path, columns, valid_range)
-    if problem is not None:
-        raise problem
-    if not any(r.rows for r in reports):
-        export.read_csv(path)  # week 5's sentence for a file without rows
-    plan = redo_plan(reports)
-    if plan:
-        done.update(run(str(path), head, [(cut[i], casts, first) for i, casts, first in plan]))
-    with _atomic_binary(out) as handle:
-        for part in cut:
-            handle.write(fetch(done.pop(part.index)[1]))
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.parts-", dir=out.parent) as spool:
+        done = run(str(path), head, spool, [(p, {}, p.index == 0) for p in cut])
+        reports = [done[p.index] for p in cut]
+        problem = first_problem(reports, cut, path, columns, valid_range)
+        if problem is not None:
+            raise problem
+        if not any(r.rows for r in reports):
+            export.read_csv(path)  # week 5's sentence for a file without rows
+        plan = redo_plan(reports)
+        if plan:
+            run(str(path), head, spool, [(cut[i], casts, first) for i, casts, first in plan])
+        with _atomic_binary(out) as handle:
+            for report in reports:
+                if report.rows:
+                    with part_file(spool, report.index).open("rb") as piece:
+                        shutil.copyfileobj(piece, handle, COPY_BYTES)
     return sum(r.rows for r in reports), reports, len(plan)
 
 
-def run_locally(scorer: PartScorer) -> Callable[[str, bytes, list[Job]], dict]:
+def run_locally(scorer: PartScorer) -> Runner:
     """A runner for :func:`split_score` that scores every part in this process, in order.
 
     The same algorithm without a cluster: for the tests, and to debug a file.
     """
 
-    def run(path: str, head: bytes, jobs: list[Job]) -> dict[int, tuple[PartReport, bytes]]:
-        return {part.index: scorer.score(path, head, part, c, h) for part, c, h in jobs}
+    def run(path: str, head: bytes, spool: str, jobs: list[Job]) -> dict[int, PartReport]:
+        return {part.index: scorer.score(path, head, spool, part, c, h) for part, c, h in jobs}
 
     return run
 
@@ -563,7 +586,7 @@ class Scorer:
         columns: list[str],
         valid_range: tuple[float, float],
         workers: int = 0,
-        parts_per_worker: int = 4,
+        parts_per_worker: int = ScaleParams.parts_per_worker,
         start_timeout: float = 300.0,
     ) -> None:
         import ray
@@ -603,34 +626,30 @@ class Scorer:
                 ray.kill(actor)
         self.actors = []
 
-    def _run(self, path: str, head: bytes, jobs: list[Job]) -> dict[int, tuple[PartReport, bytes]]:
-        """Score ``jobs``, each on the next idle actor; return index -> (report, text).
+    def _run(self, path: str, head: bytes, spool: str, jobs: list[Job]) -> dict[int, PartReport]:
+        """Score ``jobs``, each on the next actor with room; return part index -> report.
 
-        A finished part's text is pulled from its node's object store while the
-        actors score the next parts, so that the transfer overlaps the work.
+        Each actor has :data:`QUEUED` parts at a time, so that it starts its next part
+        as soon as one is done instead of waiting for the driver's round trip. The
+        scored text stays on disk (the part files in ``spool``): only the small
+        reports come back through Ray, none of the output's bytes.
         """
         import ray
 
         todo = list(jobs)
-        running: dict[Any, tuple[int, Part, Any]] = {}  # report ref -> (actor, part, text ref)
-        done: dict[int, tuple[PartReport, bytes]] = {}
-        idle = list(range(len(self.actors)))
-
-        def submit() -> None:
+        running: dict[Any, int] = {}  # report ref -> actor
+        done: dict[int, PartReport] = {}
+        idle = list(range(len(self.actors))) * QUEUED  # a free place in an actor's queue
+        while todo or running:
             while todo and idle:
                 slot, (part, casts, first) = idle.pop(), todo.pop(0)
-                method = self.actors[slot].score.options(num_returns=2)
-                report_ref, text_ref = method.remote(path, head, part, casts, first)
-                running[report_ref] = (slot, part, text_ref)
-
-        while todo or running:
-            submit()
+                ref = self.actors[slot].score.remote(path, head, spool, part, casts, first)
+                running[ref] = slot
             ready, _ = ray.wait(list(running), num_returns=1)
-            finished = [running.pop(ref) + (ref,) for ref in ready]
-            idle.extend(slot for slot, *_ in finished)
-            submit()  # the next parts first, then the transfers
-            for _, part, text_ref, ref in finished:
-                done[part.index] = (ray.get(ref), ray.get(text_ref))
+            for ref in ready:
+                idle.append(running.pop(ref))
+                report = ray.get(ref)
+                done[report.index] = report
         return done
 
     def score(self, data: str | Path, out: str | Path) -> ScoreResult:
@@ -896,6 +915,9 @@ class LocalCluster:
 
     def _start(self, *args: str, timeout: float) -> None:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # The head asks its GCS for its own node every 2 s, 20 times by default: too few on
+        # a busy machine, where the GCS takes longer to answer than that; wait as long as we do.
+        env.setdefault("RAY_NUM_REDIS_GET_RETRIES", str(max(20, int(timeout) // 2)))
         cmd = [
             self.ray,
             "start",

@@ -292,7 +292,7 @@ def test_scoring_on_a_head_and_a_worker_is_the_bytes_of_mlpipe_score(cluster, tm
     assert len(workers) == 2, ran.stdout
     assert len({re.search(r"node (\w+) pid", line)[1] for line in workers}) == 2  # two nodes
     assert all(line.endswith("model loaded 1 time(s)") for line in workers), ran.stdout
-    assert sum(int(re.search(r": (\d+) parts", line)[1]) for line in workers) == 8
+    assert sum(int(re.search(r": (\d+) parts", line)[1]) for line in workers) == 16
 
 
 @pytest.mark.slow

@@ -15,6 +15,9 @@ and takes seconds: no server, container or cluster starts.
   own metrics registry (``mlpipe.serve.Metrics``, what ``GET /metrics`` returns),
   fed with a step of a canary rollout: the stable backend, a healthy canary and a
   broken one (errors, slow, other predictions).
+* Task 5 (``labs/infra/artifacts.yaml``) lints the CloudFormation template with
+  cfn-lint (its Python API, every default rule) and reads it as CloudFormation data:
+  the artefact bucket's protection and the least privilege of the roles.
 
 The course's test kit (``autograder/testkit.py``) provides the markers.
 """
@@ -229,4 +232,93 @@ def counts(step) -> dict[str, Any]:
     }
 
 
-__all__ = ["LABELS", "MANIFESTS", "STATS", "Path"]
+# --- task 5: the artefact store's CloudFormation template ------------------------------------
+
+#: The template under test.
+TEMPLATE = PIPELINE_DIR / "infra" / "artifacts.yaml"
+#: The two roles and what each may do with the artefacts (the tracking server's is given).
+ROLES = ("TrackingServerRole", "ServingRole")
+#: How a role's policy names the bucket (``!GetAtt ArtifactBucket.Arn``) and its objects.
+BUCKET_ARN = "${ArtifactBucket.Arn}"
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """``infra/artifacts.yaml`` as data (``!Ref``, ``!GetAtt``, ``!Sub`` understood).
+
+    cfn-lint must pass it first: a finding fails every test of the task, with the
+    finding's line and rule.
+    """
+    from cfnlint.api import lint
+    from cfnlint.decode.decode import decode_str
+
+    text = TEMPLATE.read_text(encoding="utf-8") if TEMPLATE.is_file() else ""
+    if not text.strip():
+        pytest.fail("infra/artifacts.yaml is missing or empty", pytrace=False)
+    findings = [f"line {m.linenumber} {m.rule.id}: {m.message}" for m in lint(text)]
+    if findings:
+        pytest.fail(f"cfn-lint rejects infra/artifacts.yaml: {summary(findings)}", pytrace=False)
+    decoded, errors = decode_str(text)
+    if errors or not isinstance(decoded, dict):
+        pytest.fail("infra/artifacts.yaml is not a CloudFormation template", pytrace=False)
+    return decoded
+
+
+def resource(template: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+    """The ``Properties`` of the resource ``name``, which must be of type ``kind``."""
+    found = (template.get("Resources") or {}).get(name) or {}
+    assert found.get("Type") == kind, (
+        f"infra/artifacts.yaml must keep the resource {name} of type {kind} (do not rename it)"
+    )
+    return found.get("Properties") or {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """A policy's ``Action`` or ``Resource``: one value or a list of them, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def arn_text(value: Any) -> str:
+    """A policy's resource as the text of its ARN (``!GetAtt X.Arn`` -> ``${X.Arn}``)."""
+    if isinstance(value, dict) and list(value) == ["Fn::GetAtt"]:
+        target = value["Fn::GetAtt"]
+        return "${" + (".".join(target) if isinstance(target, list) else str(target)) + "}"
+    if isinstance(value, dict) and list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str):
+        return value["Fn::Sub"]
+    return value if isinstance(value, str) else repr(value)
+
+
+def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """Every statement of the role's inline policies (it must attach no managed policy)."""
+    props = resource(template, role, "AWS::IAM::Role")
+    assert not props.get("ManagedPolicyArns"), (
+        f"{role} attaches managed policies ({props['ManagedPolicyArns']}): grant exactly what it "
+        "needs in its own Policies instead"
+    )
+    return [
+        s for p in props.get("Policies") or [] for s in as_list(p["PolicyDocument"]["Statement"])
+    ]
+
+
+def privilege_problems(role: str, statement: dict[str, Any]) -> list[str]:
+    """What makes one statement of a role broader than the artefacts need, one sentence each."""
+    problems = []
+    if statement.get("Effect") != "Allow":
+        return problems
+    for key in ("NotAction", "NotResource"):
+        if key in statement:
+            problems.append(f"{role} allows with {key}: everything but a list is far too much")
+    for action in as_list(statement.get("Action", [])):
+        if "*" in str(action):
+            problems.append(f"{role} allows the action {action!r}: name each s3 action it needs")
+    for value in as_list(statement.get("Resource", [])):
+        arn = arn_text(value)
+        if arn != BUCKET_ARN and not arn.startswith(BUCKET_ARN + "/"):
+            problems.append(
+                f"{role} allows {arn!r}: its resources must be the artefact bucket's ARN "
+                f'(!GetAtt ArtifactBucket.Arn) or objects under it (!Sub "{BUCKET_ARN}/...")'
+            )
+    return problems
+
+
+__all__ = ["LABELS", "MANIFESTS", "ROLES", "STATS", "Path"]

@@ -6,7 +6,19 @@ import shutil
 
 import pytest
 import yaml
-from conftest import DEPLOYMENTS, MANIFESTS, STATS, app_routes, container, read_k8s
+from conftest import (
+    BUCKET_ARN,
+    DEPLOYMENTS,
+    MANIFESTS,
+    STATS,
+    app_routes,
+    arn_text,
+    as_list,
+    container,
+    read_k8s,
+    resource,
+    role_statements,
+)
 
 from mlpipe import capacity, manifests, rollout
 from mlpipe.config import CapacityParams, RolloutParams
@@ -196,3 +208,55 @@ def test_too_little_traffic_is_judged_by_the_traffic_check_alone(counts):
     strict = RolloutParams(max_distribution_distance=0.0, min_requests=30)
     good = rollout.decide(counts["good"], counts["stable"], strict)
     assert good.allowed, good.reasons  # identical shares pass even a zero limit
+
+
+# --- task 5: the artefact store's CloudFormation template ------------------------------------
+
+#: The objects under the artefact prefix: all a role may read (or, the tracking server, write).
+UNDER_PREFIX = BUCKET_ARN + "/${ArtifactPrefix}/*"
+#: What each role may do, and no more.
+ACTIONS = {
+    "ServingRole": {"s3:GetObject", "s3:ListBucket"},
+    "TrackingServerRole": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(5)
+def test_each_role_is_scoped_to_the_artifact_prefix(template):
+    for role, allowed in ACTIONS.items():
+        statements = role_statements(template, role)
+        assert all(s.get("Effect") == "Allow" for s in statements), role
+        actions = {a for s in statements for a in as_list(s.get("Action", []))}
+        assert actions == allowed, f"{role} allows {sorted(actions)}, expected {sorted(allowed)}"
+        for statement in statements:
+            resources = {arn_text(r) for r in as_list(statement.get("Resource", []))}
+            if as_list(statement["Action"]) == ["s3:ListBucket"]:
+                assert resources == {BUCKET_ARN}, (role, resources)
+                assert statement.get("Condition") == {
+                    "StringLike": {"s3:prefix": {"Fn::Sub": "${ArtifactPrefix}/*"}}
+                }, f"{role} may list the whole bucket, not only the prefix"
+            else:
+                assert resources == {UNDER_PREFIX}, f"{role} reaches {resources} beyond the prefix"
+    trust = resource(template, "ServingRole", "AWS::IAM::Role")["AssumeRolePolicyDocument"]
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ecs-tasks.amazonaws.com"}]
+
+
+@pytest.mark.points(1)
+@pytest.mark.task(5)
+def test_the_bucket_policy_refuses_every_request_without_tls(template):
+    policy = resource(template, "ArtifactBucketPolicy", "AWS::S3::BucketPolicy")
+    assert policy.get("Bucket") == {"Ref": "ArtifactBucket"}
+    denials = [
+        s
+        for s in as_list(policy["PolicyDocument"]["Statement"])
+        if s.get("Effect") == "Deny"
+        and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(denials) == 1, "no (or more than one) statement denies requests without TLS"
+    [deny] = denials
+    assert deny["Principal"] in ("*", {"AWS": "*"}) and as_list(deny["Action"]) == ["s3:*"]
+    resources = {arn_text(r) for r in as_list(deny["Resource"])}
+    assert resources == {BUCKET_ARN, BUCKET_ARN + "/*"}, resources
+    bucket = (template.get("Resources") or {})["ArtifactBucket"]
+    assert bucket.get("DeletionPolicy") == bucket.get("UpdateReplacePolicy") == "Retain"
