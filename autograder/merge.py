@@ -392,18 +392,22 @@ def merge_gradebooks(folders: list[Path], dest: Path) -> Path | None:
     Returns:
         The merged ``gradebook.db``, or None when no folder had one.
     """
-    from nbgrader.api import Gradebook
-
     books = [f for f in folders if (f / GRADEBOOK).is_file()]
     if not books:
         return None
+    import warnings
+
+    from nbgrader.api import Gradebook
+
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own, harmless
     dest.mkdir(parents=True, exist_ok=True)
     db = dest / GRADEBOOK
     url = f"sqlite:///{db}"
-    with Gradebook(url, COURSE_ID):  # creates the tables and the course
-        pass
-    have: set[str] = set()
-    for folder in books:
+    # The first gradebook is the start (nbgrader makes a new one only with alembic on PATH).
+    shutil.copyfile(books[0] / GRADEBOOK, db)
+    with Gradebook(url, COURSE_ID) as gb:
+        have = {a.name for a in gb.assignments}
+    for folder in books[1:]:
         source = f"sqlite:///{folder / GRADEBOOK}"
         with Gradebook(source, COURSE_ID) as gb:
             names = [a.name for a in gb.assignments]
@@ -412,6 +416,7 @@ def merge_gradebooks(folders: list[Path], dest: Path) -> Path | None:
                 _copy_assignment(db, folder / GRADEBOOK, name)
                 have.add(name)
         _copy_submissions(source, url)
+    for folder in books:
         for part in NBGRADER_FOLDERS:
             if (folder / part).is_dir():
                 shutil.copytree(folder / part, dest / part, dirs_exist_ok=True)
