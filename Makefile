@@ -169,3 +169,11 @@ podman-setup: ## install podman (runc, debootstrap), write containers.conf, buil
 images: podman-setup $(STAMP) ## build localhost/mlpipe-train:0.1.0 and mlpipe-serve:0.1.0 with podman (~6 min), print their sizes
 	$(SUDO) BASE_IMAGE=$(BASE_IMAGE) IMAGE_VERSION=$(IMAGE_VERSION) PIPELINE_DIR=$(PIPELINE_DIR) \
 		bash scripts/build-images.sh $(BIN)/python
+# --- grading beyond one machine: shards, course merge, Gradescope (branch shard) -------------
+.PHONY: bench-shard gradescope-package
+bench-shard: $(STAMP) ## sharding benchmark: 40 submissions as 2 shards + course merge vs one --jobs 2 run; 300 x 8 estimate
+	$(BIN)/python benchmarks/shard.py $(BENCH_ARGS)
+
+gradescope-package: $(STAMP) ## week WEEK's Gradescope autograder zip in build/gradescope (make gradescope-package WEEK=1)
+	$(BIN)/course gradescope-package --week $(WEEK) --out build/gradescope
+# --- end of grading beyond one machine ---------------------------------------------------------
