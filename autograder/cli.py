@@ -265,6 +265,15 @@ def _cmd_gradescope_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_hidden_visibility(parser: argparse.ArgumentParser) -> None:
+    """``--hidden-visibility``: what students see of hidden tests on Gradescope."""
+    parser.add_argument(
+        "--hidden-visibility", choices=HIDDEN_VISIBILITIES, default=HIDDEN_VISIBILITIES[0],
+        help="what students see of hidden tests on Gradescope: after grades are published "
+        "(after_published, the default) or never (hidden)",
+    )  # fmt: skip
+
+
 def _add_scale_verbs(verbs: argparse._SubParsersAction) -> None:
     mrg = verbs.add_parser("merge", help="merge the --out folders of sharded `course grade` runs")
     mrg.add_argument("outs", nargs="+", metavar="OUT_DIR", help="a shard's --out folder")
@@ -277,10 +286,7 @@ def _add_scale_verbs(verbs: argparse._SubParsersAction) -> None:
     gsp.add_argument(
         "--out", default="build/gradescope", help="folder of the zip (default: build/gradescope)"
     )
-    gsp.add_argument(
-        "--hidden-visibility", choices=HIDDEN_VISIBILITIES, default="after_published",
-        help="what students see of hidden tests: after grades are published (default) or never",
-    )  # fmt: skip
+    _add_hidden_visibility(gsp)
     gsp.set_defaults(func=_cmd_gradescope_package)
 
 
@@ -354,10 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument(
         "--gradescope", action="store_true", help="also write Gradescope results.json files"
     )
-    grd.add_argument(
-        "--hidden-visibility", choices=HIDDEN_VISIBILITIES, default="after_published",
-        help="what students see of hidden tests on Gradescope (default: after_published)",
-    )  # fmt: skip
+    _add_hidden_visibility(grd)
     grd.add_argument(
         "--shard", metavar="K/N",
         help="grade only the K-th of N slices of the submissions (K from 0), for `course merge`",

@@ -8,13 +8,15 @@
   uv's cache (offline), ``run_autograder`` grades the reference (full marks for the code)
   and the untouched lab (0 coded points), and each ``results.json`` follows Gradescope's
   schema (``tests/gradescope_results.schema.json``) and shows no hidden-test source;
-* ``autograder/k8s/grade-job.yaml`` is valid Kubernetes, strictly, from 1.25 to 1.37.
+* ``autograder/k8s/grade-job.yaml`` is valid Kubernetes, strictly, from 1.25 to 1.37, and
+  the README's GitHub Actions matrix is a valid workflow that shards and merges the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,3 +153,23 @@ def test_grade_job_is_valid_kubernetes_strictly(version):
 
     kinds = [d["kind"] for d in validate_file(REPO / "autograder/k8s/grade-job.yaml", version)]
     assert kinds == ["NetworkPolicy", "Job"]
+
+
+def test_readme_matrix_workflow_is_valid_and_shards_like_the_job(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    [text] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "matrix:" in b and "course merge" in b]  # fmt: skip
+    workflow = tmp_path / "grade.yml"
+    workflow.write_text(text)
+    proc = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import yaml
+
+    jobs = yaml.safe_load(text)["jobs"]
+    shards = jobs["grade"]["strategy"]["matrix"]["shard"]
+    steps = " ".join(step.get("run", "") for step in jobs["grade"]["steps"])
+    assert shards == list(range(len(shards)))
+    assert f"--shard ${{{{ matrix.shard }}}}/{len(shards)}" in steps
+    assert "course merge" in " ".join(step.get("run", "") for step in jobs["merge"]["steps"])
