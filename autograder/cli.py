@@ -153,7 +153,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         hidden_visibility=args.hidden_visibility,
     )
     if shard is not None:
-        print(f"shard {shard}: {len({r.student for r in reports})} of the submissions given")
+        graded = len({r.student for r in reports})
+        print(f"shard {shard}: {graded} of the {len(args.submissions)} submissions")
     problems = 0
     for r in reports:
         flags = f"  [{', '.join(r.flags)}]" if r.flags else ""
