@@ -176,3 +176,12 @@ images: podman-setup $(STAMP) ## build localhost/mlpipe-train:0.1.0 and mlpipe-s
 bench-churn: $(STAMP) ## churn benchmark: logistic baseline vs boosting, forest and the Bayes rate (ROC/PR AUC)
 	$(BIN)/python benchmarks/churn.py $(BENCH_ARGS)
 # --- end of week 8: the churn data ---
+
+# --- grading beyond one machine: shards, course merge, Gradescope -------------------------
+.PHONY: bench-shard gradescope-package
+bench-shard: $(STAMP) ## sharding benchmark: 40 submissions as 2 shards + course merge vs one --jobs 2 run; 300 x 8 estimate
+	$(BIN)/python benchmarks/shard.py $(BENCH_ARGS)
+
+gradescope-package: $(STAMP) ## week WEEK's Gradescope autograder zip in build/gradescope (make gradescope-package WEEK=1)
+	$(BIN)/course gradescope-package --week $(WEEK) --out build/gradescope
+# --- end of grading beyond one machine ---------------------------------------------------------

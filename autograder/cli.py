@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autograder import CourseError, skip_iri_grammar
 from autograder.config import CHECK_CELL_TIMEOUT, CHECK_TEST_TIMEOUT
+from autograder.report import HIDDEN_VISIBILITIES
 from autograder.sandbox import Limits
 
 #: The defaults of ``course grade``'s limits, shared with the Python API.
@@ -131,7 +132,9 @@ SKIPPED_NOTE = "checked by your instructor's grader (on the reference files)"
 
 def _cmd_grade(args: argparse.Namespace) -> int:
     from autograder.grade import PROBLEM_FLAGS, grade
+    from autograder.merge import parse_shard
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
     reports = grade(
         [Path(p) for p in args.submissions],
         week=args.week,
@@ -146,7 +149,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             memory_mb=args.memory_mb,
         ),
         gradescope=args.gradescope,
+        shard=shard,
+        hidden_visibility=args.hidden_visibility,
     )
+    if shard is not None:
+        graded = len({r.student for r in reports})
+        print(f"shard {shard}: {graded} of the {len(args.submissions)} submissions")
     problems = 0
     for r in reports:
         flags = f"  [{', '.join(r.flags)}]" if r.flags else ""
@@ -235,6 +243,57 @@ def _add_checklist(verbs: argparse._SubParsersAction) -> None:
 # --- end of course checklist ----------------------------------------------------------------
 
 
+# --- grading beyond one machine: course merge, course gradescope-package ---------------------
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from autograder.merge import merge
+
+    done = merge([Path(p) for p in args.outs], Path(args.out))
+    shards = sum(1 for p in done.pieces if p.shard)
+    print(
+        f"merged {len(done.pieces)} folders ({shards} shards): {done.students} students, "
+        f"{done.reports} reports; class grades in {done.csv}"
+    )
+    return 0
+
+
+def _cmd_gradescope_package(args: argparse.Namespace) -> int:
+    from autograder.gradescope import package
+
+    path = package(args.week, Path(args.out), hidden_visibility=args.hidden_visibility)
+    print(f"Gradescope autograder for week {args.week}: {path} (upload it as the autograder zip)")
+    return 0
+
+
+def _add_hidden_visibility(parser: argparse.ArgumentParser) -> None:
+    """``--hidden-visibility``: what students see of hidden tests on Gradescope."""
+    parser.add_argument(
+        "--hidden-visibility", choices=HIDDEN_VISIBILITIES, default=HIDDEN_VISIBILITIES[0],
+        help="what students see of hidden tests on Gradescope: after grades are published "
+        "(after_published, the default) or never (hidden)",
+    )  # fmt: skip
+
+
+def _add_scale_verbs(verbs: argparse._SubParsersAction) -> None:
+    mrg = verbs.add_parser("merge", help="merge the --out folders of sharded `course grade` runs")
+    mrg.add_argument("outs", nargs="+", metavar="OUT_DIR", help="a shard's --out folder")
+    mrg.add_argument("--out", required=True, help="the merged folder (new, or an earlier merge)")
+    mrg.set_defaults(func=_cmd_merge)
+    gsp = verbs.add_parser(
+        "gradescope-package", help="write week N's autograder zip for Gradescope (instructors)"
+    )
+    gsp.add_argument("--week", required=True, help="the week number, e.g. 1")
+    gsp.add_argument(
+        "--out", default="build/gradescope", help="folder of the zip (default: build/gradescope)"
+    )
+    _add_hidden_visibility(gsp)
+    gsp.set_defaults(func=_cmd_gradescope_package)
+
+
+# --- end of grading beyond one machine -------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``course`` argument parser; each option carries its own help."""
     parser = argparse.ArgumentParser(
@@ -302,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument(
         "--gradescope", action="store_true", help="also write Gradescope results.json files"
     )
+    _add_hidden_visibility(grd)
+    grd.add_argument(
+        "--shard", metavar="K/N",
+        help="grade only the K-th of N slices of the submissions (K from 0), for `course merge`",
+    )  # fmt: skip
     grd.add_argument("--quiet", action="store_true", help="no progress bar")
     grd.set_defaults(func=_cmd_grade)
 
@@ -311,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("dest", help="an empty or new folder")
     exp.set_defaults(func=_cmd_export)
     _add_checklist(verbs)  # course checklist
+    _add_scale_verbs(verbs)  # course merge, course gradescope-package
     return parser
 
 

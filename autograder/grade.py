@@ -49,7 +49,9 @@ from autograder.config import (
     Week,
     get_week,
 )
+from autograder.merge import Shard, select_shard, write_shard_file
 from autograder.report import (
+    HIDDEN_VISIBILITIES,
     Report,
     TestResult,
     read_reports,
@@ -58,7 +60,14 @@ from autograder.report import (
     write_report,
 )
 from autograder.sandbox import Limits, Spec, claim_uids, command, kill_user
-from autograder.sources import GradedItem, GradingSource, find_source, notebook_items, pytest_items
+from autograder.sources import (
+    GradedItem,
+    GradingSource,
+    find_source,
+    material_digest,
+    notebook_items,
+    pytest_items,
+)
 from autograder.worker import Job
 
 #: Flags after which a report counts as not finished: the next run grades it again.
@@ -634,6 +643,7 @@ class _Todo:
     sub: Submission
     week: Week
     digest: str
+    source_digest: str
 
 
 def grade(
@@ -650,6 +660,8 @@ def grade(
     test_timeout: int | None = None,
     limits: Limits | None = None,
     gradescope: bool = False,
+    shard: Shard | None = None,
+    hidden_visibility: str = "after_published",
 ) -> list[Report]:
     """Grade submissions in parallel and write reports plus the class ``grades.csv``.
 
@@ -666,6 +678,10 @@ def grade(
         test_timeout: Seconds one component test may run (overrides ``limits``).
         limits: Resource limits of the student's code; default: :class:`Limits`.
         gradescope: Also write ``weekNN-results.json`` for Gradescope.
+        shard: Grade only this slice of the submissions (:func:`autograder.merge.select_shard`)
+            and record it in ``<out>/shard.json`` for ``course merge``.
+        hidden_visibility: Gradescope visibility of hidden tests: ``after_published`` or
+            ``hidden``.
 
     Returns:
         The reports, one per submission and week, in order.
@@ -674,10 +690,16 @@ def grade(
         CourseError: For a week that does not exist or a path that is not a submission.
     """
     subs = find_submissions([Path(p) for p in submissions])
+    everyone, subs = subs, select_shard(subs, shard)
     pairs = plan(subs, week, all_weeks)
     jobs = jobs or default_jobs()
     if jobs < 1:
         raise CourseError(f"--jobs must be at least 1, not {jobs}.")
+    if hidden_visibility not in HIDDEN_VISIBILITIES:
+        raise CourseError(
+            f"Hidden tests' visibility '{hidden_visibility}' is not one of: "
+            f"{', '.join(HIDDEN_VISIBILITIES)}."
+        )
     limits = limits or Limits()
     overrides = {"cell_timeout": cell_timeout, "test_timeout": test_timeout}
     limits = replace(limits, **{k: v for k, v in overrides.items() if v is not None})
@@ -688,6 +710,9 @@ def grade(
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
 
+    if shard is not None:
+        write_shard_file(out, shard, everyone, pairs)
+    materials = {w.number: material_digest(source, w) for w in {w for _, w in pairs}}
     todo, finished = [], {}
     for sub, wk in pairs:
         digest = intake.digest(sub.labs)
@@ -697,10 +722,11 @@ def grade(
                 old = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
             except (ValueError, KeyError, TypeError):
                 old = None
-            if old and old.digest == digest and not RETRY_FLAGS & set(old.flags):
+            fresh = old and (old.digest, old.source_digest) == (digest, materials[wk.number])
+            if fresh and not RETRY_FLAGS & set(old.flags):
                 finished[(sub.student, wk.number)] = old
                 continue
-        todo.append(_Todo(sub, wk, digest))
+        todo.append(_Todo(sub, wk, digest, materials[wk.number]))
     lock = _lock(out)
     scratch = _scratch()
     try:
@@ -720,6 +746,7 @@ def grade(
                 progress,
                 finished,
                 len(pairs),
+                everyone=everyone,
             )
     finally:
         write_class_csv(out)
@@ -732,7 +759,7 @@ def grade(
     ]
     if gradescope:
         for report in reports:
-            write_gradescope(report, out, hidden.get(report.week, []))
+            write_gradescope(report, out, hidden.get(report.week, []), hidden_visibility)
     return reports
 
 
@@ -767,12 +794,18 @@ def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, hid
     )
 
 
-def _run(todo, size, book, source, out, limits, scratch, hidden, progress, finished, total) -> None:
-    """Grade ``todo`` with ``size`` workers, writing each report as it finishes."""
+def _run(
+    todo, size, book, source, out, limits, scratch, hidden, progress, finished, total, everyone=()
+) -> None:
+    """Grade ``todo`` with ``size`` workers, writing each report as it finishes.
+
+    The student's code sees none of ``everyone``'s checkouts (the whole class, other
+    shards' submissions included) nor those of ``todo``.
+    """
     from tqdm import tqdm
 
     uids: list[int | None] = [None] * size
-    hide = protected(out, [t.sub for t in todo], source)
+    hide = protected(out, list({*everyone, *(t.sub for t in todo)}), source)
     if os.getuid() == 0:
         claimed = claim_uids(size)
         if probe(scratch, claimed[0], hide["hide"]):
@@ -829,6 +862,7 @@ def _finish(
     grades = book.record(item.sub.student, item.week.lab, result.get("notebook"))
     report = build_report(item.sub, item.week, source, result, grades)
     report.digest = item.digest
+    report.source_digest = item.source_digest
     write_report(report, out, hidden, book.submitted(item.sub.student, item.week.lab))
     write_class_csv(out)
     shutil.rmtree(path.parent, ignore_errors=True)

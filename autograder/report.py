@@ -77,6 +77,8 @@ class Report:
     isolation: str = ""
     digest: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    #: sha256 of the instructor's material graded against (:func:`autograder.sources.material_digest`).
+    source_digest: str = ""
 
     @property
     def score(self) -> float:
@@ -105,6 +107,7 @@ class Report:
             "isolation": self.isolation,
             "digest": self.digest,
             "seconds": self.seconds,
+            "source_digest": self.source_digest,
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class Report:
             isolation=data.get("isolation", ""),
             digest=data.get("digest", ""),
             seconds=dict(data.get("seconds", {})),
+            source_digest=data.get("source_digest", ""),
         )
 
 
@@ -289,10 +293,16 @@ def write_report(
     return folder / f"{stem}.json"
 
 
-def write_gradescope(report: Report, out: Path, hidden: Iterable[str] = ()) -> Path:
-    """Write ``<out>/<student>/weekNN-results.json`` for Gradescope."""
+def write_gradescope(
+    report: Report,
+    out: Path,
+    hidden: Iterable[str] = (),
+    hidden_visibility: str = "after_published",
+) -> Path:
+    """Write ``<out>/<student>/weekNN-results.json`` for Gradescope (see :func:`gradescope_results`)."""
     path = out / report.student / f"week{report.week:02d}-results.json"
-    atomic_write(path, json.dumps(gradescope_results(report, hidden), indent=2) + "\n")
+    results = gradescope_results(report, hidden, hidden_visibility)
+    atomic_write(path, json.dumps(results, indent=2) + "\n")
     return path
 
 
@@ -323,11 +333,32 @@ def write_class_csv(out: Path) -> Path:
     return path
 
 
-def gradescope_results(report: Report, hidden: Iterable[str] = ()) -> dict:
-    """A Gradescope ``results.json`` mapping built from a report (hidden source scrubbed)."""
+#: Gradescope's visibilities a hidden test may get: shown once grades are published, or never.
+HIDDEN_VISIBILITIES = ("after_published", "hidden")
+
+
+def gradescope_results(
+    report: Report, hidden: Iterable[str] = (), hidden_visibility: str = "after_published"
+) -> dict:
+    """A Gradescope ``results.json`` mapping built from a report (hidden source scrubbed).
+
+    Each graded item is a test with ``name``, ``score``, ``max_score``, ``status`` and the
+    student's ``output`` (:func:`_student_reason`: one error line for a hidden test, never
+    its source); a hidden test gets ``hidden_visibility`` (``after_published`` or
+    ``hidden``), every other test ``visible``. The run's stdout stays the instructor's;
+    there is no leaderboard.
+
+    Raises:
+        ValueError: For a visibility other than :data:`HIDDEN_VISIBILITIES`.
+    """
+    if hidden_visibility not in HIDDEN_VISIBILITIES:
+        raise ValueError(f"hidden tests' visibility must be one of {HIDDEN_VISIBILITIES}")
     hidden = list(hidden)
-    return {
+    results = {
         "score": report.score,
+        "execution_time": round(sum(report.seconds.values())),
+        "output": scrub("\n".join(report.reasons), hidden),
+        "stdout_visibility": "hidden",
         "tests": [
             {
                 "name": t.name,
@@ -335,8 +366,11 @@ def gradescope_results(report: Report, hidden: Iterable[str] = ()) -> dict:
                 "max_score": t.max_score,
                 "status": "passed" if t.status == "passed" else "failed",
                 "output": _student_reason(t, hidden),
-                "visibility": "visible",
+                "visibility": hidden_visibility if t.hidden else "visible",
             }
             for t in report.tests
         ],
     }
+    if not results["output"]:
+        del results["output"]
+    return results

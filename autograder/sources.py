@@ -9,13 +9,22 @@ were not used.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import CourseError
-from autograder.config import HIDDEN_DIR, REFERENCE_DIR, REPO_ROOT, SOLUTIONS, Week
+from autograder.config import (
+    HIDDEN_DIR,
+    REFERENCE_DIR,
+    REPO_ROOT,
+    SOLUTIONS,
+    WEEKS,
+    Week,
+    is_litter,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,33 @@ def find_source(repo: Path = REPO_ROOT) -> GradingSource:
     raise CourseError(
         f"No grading source in {repo}: expected {SOLUTIONS}/ (instructors) or {REFERENCE_DIR}/."
     )
+
+
+def material_files(source: GradingSource, week: Week) -> list[Path]:
+    """The instructor's files that grading ``week`` reads, relative to ``source.root``.
+
+    That is the week's folder (source notebook, visible and hidden tests) and everything
+    of the source outside the weeks' folders (the reference pipeline that the fixtures
+    and the overlay of the other weeks' files use); other weeks' folders are left out.
+    """
+    others = {w.lab for w in WEEKS.values()} - {week.lab}
+    files = []
+    for path in sorted(source.root.rglob("*")):
+        rel = path.relative_to(source.root)
+        if rel.parts[0] in others or any(is_litter(part) for part in rel.parts):
+            continue
+        if path.is_file():
+            files.append(rel)
+    return files
+
+
+def material_digest(source: GradingSource, week: Week) -> str:
+    """A sha256 over :func:`material_files` (paths and contents): which version was graded."""
+    hasher = hashlib.sha256()
+    for rel in material_files(source, week):
+        hasher.update(rel.as_posix().encode() + b"\0")
+        hasher.update(hashlib.sha256((source.root / rel).read_bytes()).digest())
+    return hasher.hexdigest()
 
 
 def notebook_items(notebook: Path) -> list[GradedItem]:
