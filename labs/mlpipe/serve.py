@@ -77,6 +77,11 @@ try:  # a faster JSON parser when it is installed (the course's lock has it); el
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     orjson = None
 
+#: orjson refuses what the standard library refuses, dates and dataclasses included.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS if orjson is not None else 0
+)
+
 logger = logging.getLogger("mlpipe.serve")
 
 #: Where the inference log goes, inside the project folder.
@@ -94,8 +99,36 @@ COLUMN_TYPES: dict[str, type] = {
     "boolean": bool,
     "string": str,
 }
-#: One compact JSON encoder for the log (``json.dumps`` with options builds one per call).
-LOG_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+class CompactEncoder(json.JSONEncoder):
+    """Compact JSON (no blanks) that refuses NaN and infinities, written by orjson when it can.
+
+    orjson is about ten times faster than the standard library's encoder, and writes
+    the same JSON values (non-ASCII characters as UTF-8 rather than ``\\u`` escapes).
+    What it refuses (an integer beyond 64 bits, a key that is not a string, a date)
+    or may write differently (``null``: it writes NaN and infinities so) goes to the
+    standard library's encoder, whose errors are the ones raised.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(separators=(",", ":"), allow_nan=False)
+
+    def encode(self, o: Any) -> str:
+        """``o`` as compact JSON text."""
+        if orjson is not None:
+            try:
+                data = orjson.dumps(o, option=_ORJSON_STRICT)
+            except TypeError:  # orjson.JSONEncodeError
+                pass
+            else:
+                if b"null" not in data:
+                    return data.decode()
+        return super().encode(o)
+
+
+#: One compact JSON encoder for the log and the answers (``json.dumps`` builds one per call).
+LOG_ENCODER = CompactEncoder()
 #: Latency buckets of the request histogram, in seconds (the budget is 20 ms).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: Longest field name, key or media type quoted in an error message (longer ones are cut).
@@ -498,7 +531,7 @@ class RowChecker:
             HTTPException: A 422 naming the first bad fields (``rows.3.sepal_width``).
         """
         if self.numeric:
-            matrix = self._fast(rows)
+            matrix = self._one(rows[0]) if len(rows) == 1 else self._fast(rows)
             if matrix is not None:
                 return matrix
         else:
@@ -512,6 +545,25 @@ class RowChecker:
             if ok and self._in_range_rows(rows):
                 return None
         raise _invalid(*self._describe(rows, prefix))
+
+    def _one(self, row: Any) -> np.ndarray | None:
+        # What ``_fast`` does for one row, in plain Python (NumPy's calls cost more here).
+        if type(row) is not dict or len(row) != len(self.columns):
+            return None
+        try:
+            values = self.values_of(row)
+        except KeyError:
+            return None
+        low, high = self.low, self.high
+        for value, allowed in zip(values, self.allowed, strict=True):
+            if type(value) not in allowed:
+                return None
+            try:
+                if not low <= float(value) <= high:  # NaN is never inside
+                    return None
+            except OverflowError:  # an integer beyond float64
+                return None
+        return np.array([values], dtype=float)
 
     def _fast(self, rows: list[Any]) -> np.ndarray | None:
         # Every row a dict with exactly the columns: as many keys as columns, and each found.
@@ -987,14 +1039,24 @@ class OnnxPredictor:
         self.session = onnx_session(onnx_bytes)
         self.input = self.session.get_inputs()[0].name
         self.output = self.session.get_outputs()[0].name
+        self.outputs = [self.output]
 
-    def predict(self, matrix: np.ndarray) -> np.ndarray | None:
-        """The labels of ``matrix``'s rows, or ``None`` when a value does not fit float32."""
-        with np.errstate(over="ignore"):
+    def predict(self, matrix: np.ndarray, fits: bool = False) -> np.ndarray | None:
+        """The labels of ``matrix``'s rows, or ``None`` when a value does not fit float32.
+
+        Args:
+            matrix: The rows, in the signature's column order.
+            fits: The caller knows that every value is finite and fits float32
+                (skips the check).
+        """
+        if fits:
             values = matrix.astype(np.float32)
-        if not np.isfinite(values).all():
-            return None
-        return self.session.run([self.output], {self.input: values})[0]
+        else:
+            with np.errstate(over="ignore"):
+                values = matrix.astype(np.float32)
+            if not np.isfinite(values).all():
+                return None
+        return self.session.run(self.outputs, {self.input: values})[0]
 
 
 def _input_example(ref: ModelRef) -> np.ndarray | None:
@@ -1051,12 +1113,15 @@ class ServeState:
         self.settings = settings
         self.ref = ref
         self.row = row
-        self.checker = RowChecker(ref.features, row, *feature_range(settings))
+        low, high = feature_range(settings)
+        self.checker = RowChecker(ref.features, row, low, high)
         #: Why the inference log failed at its last write (``None``: it works).
         self.log_error: str | None = None
         self.columns = ref.columns
         numeric = all(COLUMN_TYPES.get(kind) in (float, int) for _, kind in ref.features)
         self.dtype: type = float if numeric else object
+        #: Whether every valid row is numbers that fit float32 (onnxruntime need not check).
+        self.fits = numeric and max(abs(low), abs(high)) <= float(np.finfo(np.float32).max)
         self.model: Any = None
         self.fast: OnnxPredictor | None = None
         self.runtime = "not loaded"
@@ -1101,7 +1166,7 @@ class ServeState:
         model = self.require_model()
         if matrix is None:
             matrix = np.array([[row[c] for c in self.columns] for row in rows], dtype=self.dtype)
-        labels = self.fast.predict(matrix) if self.fast is not None else None
+        labels = self.fast.predict(matrix, self.fits) if self.fast is not None else None
         if labels is not None:
             return [str(label) for label in labels]
         try:
