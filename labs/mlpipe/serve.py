@@ -633,7 +633,8 @@ async def read_rows(
         HTTPException: 415, 400 or 422 for a bad body (see :func:`parse_body` and
             :class:`RowChecker`), 413 for a batch over ``max_batch`` rows.
     """
-    data = parse_body(await request.body(), request.headers.get("content-type"))
+    media = _header(request.scope, b"content-type")
+    data = parse_body(await request.body(), media.decode("latin-1") if media is not None else None)
     if not batch:
         if type(data) is not dict:
             raise _invalid([f"the body: must be a JSON object of the features, not {_kind(data)}"])
@@ -1013,14 +1014,20 @@ class GuardMiddleware:
         return next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None)
 
 
-def _content_length(scope: MutableMapping[str, Any]) -> int:
+def _header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
+    """The first value of the (lower-case) header ``name``, or ``None`` (no ``Headers`` object)."""
     for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
+        if key == name:
+            return value
+    return None
+
+
+def _content_length(scope: MutableMapping[str, Any]) -> int:
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 # --- the ONNX fast path ---------------------------------------------------------------------------
