@@ -1,5 +1,6 @@
 """Code tests of the serving app's fast paths: ONNX (``mlpipe.serve.onnx_predictor``), the
-row checker, the JSON parser, the log lines and the direct dispatch of ``/predict``."""
+row checker, the JSON parser and encoder, the log lines and the direct dispatch of ``/predict``
+(by the router, and by the guard middleware ahead of it)."""
 
 from __future__ import annotations
 
