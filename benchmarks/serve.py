@@ -508,16 +508,22 @@ def report(
 
 
 def commands(app: Target, ref: Target, bare: Target) -> dict[Target, list[str]]:
-    """How each server starts: one worker, loopback, the champion from the registry."""
+    """How each server starts: one worker, loopback, the champion from the registry.
+
+    The app runs as ``python -m mlpipe serve`` runs it, without uvicorn's access log
+    (the inference log and the metrics cover each request), and so does the bare app,
+    which stays the floor; uvicorn picks uvloop and httptools (in the lock) for both.
+    ``mlflow models serve`` keeps its own defaults.
+    """
     return {
         bare: [
             str(BIN / "python"), "-m", "uvicorn", "bare_app:app", "--app-dir",
             str(REPO / "benchmarks"), "--host", "127.0.0.1", "--port", str(bare.port),
-            "--workers", "1",
+            "--workers", "1", "--no-access-log",
         ],
         app: [
             str(BIN / "python"), "-m", "uvicorn", "mlpipe.serve:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(app.port), "--workers", "1",
+            "--host", "127.0.0.1", "--port", str(app.port), "--workers", "1", "--no-access-log",
         ],
         ref: [
             str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",

@@ -1,5 +1,6 @@
 """Code tests of the serving app's fast paths: ONNX (``mlpipe.serve.onnx_predictor``), the
-row checker, the JSON parser, the log lines and the direct dispatch of ``/predict``."""
+row checker, the JSON parser and encoder, the log lines and the direct dispatch of ``/predict``
+(by the router, and by the guard middleware ahead of it)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,25 @@ def test_a_batch_is_checked_by_column_and_only_bad_rows_are_described(checker):
     assert caught.value.status_code == 422
     assert "rows.1000.petal_width" in caught.value.detail
     assert "rows.1001.sepal_width" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "value", [5, 5.5, 0, 10.0, -1e-9, 10.5, float("nan"), float("inf"), True, "5", None, 10**400]
+)
+def test_one_row_is_checked_as_a_batch_of_rows_is(checker, value):
+    row = {**SETOSA, "petal_width": value}
+    try:
+        alone = checker.check([row])
+    except serve.HTTPException as err:
+        alone = err.detail
+    try:
+        among = checker.check([row, SETOSA], "rows.")[:1]
+    except serve.HTTPException as err:
+        among = err.detail.replace("rows.0.", "")
+    if isinstance(alone, str):
+        assert alone == among and "petal_width" in alone
+    else:
+        assert alone.dtype == among.dtype and alone.tolist() == among.tolist()
 
 
 def test_a_422_lists_a_few_errors_and_caps_names_and_length(checker):
@@ -346,3 +366,95 @@ def test_an_endpoint_with_other_parameters_keeps_fastapis_routing():
         direct = [r for r in app.router.routes if type(r) is Route and r.path == "/predict"]
         assert not direct, endpoint.__name__
     assert TestClient(_direct_app(takes_a_body)).post("/predict", json={"a": 1}).json() == {"a": 1}
+
+
+class Teapot(Exception):
+    pass
+
+
+def _guarded_app(tmp_path) -> tuple[FastAPI, serve.Metrics, list[type]]:
+    """An app whose ``/predict`` is a direct route behind the guard, as ``create_app`` builds it."""
+    seen: list[type] = []
+
+    async def predict(request: Request) -> dict:
+        seen.append(type(request))
+        body = await request.json()
+        if "teapot" in body:
+            raise Teapot()
+        if "crash" in body:
+            raise RuntimeError("a bug")
+        if "refuse" in body:
+            raise serve.HTTPException(409, "refused", headers={"x-why": "test"})
+        return {"prediction": body["x"]}
+
+    app = FastAPI()
+    app.post("/predict", response_model=Answer)(predict)
+    app.add_exception_handler(Teapot, lambda request, exc: serve.JSONResponse({"tea": 1}, 418))
+    serve.direct_routes(app)
+    ref = serve.ModelRef("m", "champion", "1", None, "unused", "unused", FEATURES)
+    metrics = serve.Metrics(ref)
+    app.add_middleware(
+        serve.GuardMiddleware,
+        max_body_bytes=1024,
+        metrics=metrics,
+        router=app.router,
+        exception_handlers=app.exception_handlers,
+    )
+    return app, metrics, seen
+
+
+def _count(metrics: serve.Metrics, code: str) -> float:
+    labels = {"method": "POST", "endpoint": "/predict", "status": code}
+    return metrics.registry.get_sample_value("mlpipe_http_requests_total", labels) or 0.0
+
+
+def test_the_guard_answers_a_direct_route_as_the_stack_below_would(tmp_path):
+    app, metrics, seen = _guarded_app(tmp_path)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.post("/predict", json={"x": "setosa"}).json() == {"prediction": "setosa"}
+    assert seen == [serve._ReadRequest]  # answered by the guard, the body read already
+    refused = client.post("/predict", json={"refuse": 1})
+    assert (refused.status_code, refused.json(), refused.headers["x-why"]) == (
+        409, {"detail": "refused"}, "test"
+    )  # fmt: skip
+    assert client.post("/predict", json={"teapot": 1}).json() == {"tea": 1}  # the app's handler
+    crash = client.post("/predict", json={"crash": 1})
+    assert crash.status_code == 500 and crash.text == "Internal Server Error"
+    chunks = iter([b'{"x": "', b"a" * 2000, b'"}'])  # no Content-Length: cut off past the limit
+    too_large = client.post(
+        "/predict", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert too_large.status_code == 413 and "1024 bytes" in too_large.json()["detail"]
+    assert client.get("/predict").status_code == 405  # not a POST: down the stack
+    counts = {code: _count(metrics, code) for code in ("200", "409", "418", "500", "413")}
+    assert counts == {"200": 1, "409": 1, "418": 1, "500": 1, "413": 1}
+
+
+def test_a_request_under_a_root_path_goes_down_the_stack(tmp_path):
+    app, _, seen = _guarded_app(tmp_path)
+    client = TestClient(app, root_path="/api")
+    assert client.post("/api/predict", json={"x": "setosa"}).json() == {"prediction": "setosa"}
+    assert seen and serve._ReadRequest not in seen
+
+
+def test_the_compact_encoder_writes_what_the_standard_library_writes(monkeypatch):
+    values = [
+        {"request_id": "ab" * 16, "inputs": {"a": 1e-05, "b": 1e16, "c": -0.0, "d": 5}, "x": None},
+        {"label": 'a "quoted" \\ label \u00e9\u2028\U0001f600', "n": [True, False, 2**63]},
+        {1: "an integer key", "big": 2**70},
+        "text",
+        0.1,
+    ]
+    fast = serve.CompactEncoder()
+    slow = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+    for value in values:
+        text = fast.encode(value)
+        assert json.loads(text) == json.loads(slow.encode(value)), text
+        assert ": " not in text and ", " not in text
+    for parser in (serve.orjson, None):
+        monkeypatch.setattr(serve, "orjson", parser)
+        for bad in (float("nan"), {"a": [float("inf")]}):
+            with pytest.raises(ValueError):
+                fast.encode(bad)
+        with pytest.raises(TypeError):
+            fast.encode({"when": __import__("datetime").date(2026, 1, 1)})
