@@ -377,6 +377,7 @@ def install_audit_hook(spec: Spec, events: int) -> None:
         elif event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.system"):
             words = args[1] if event != "os.system" else [args[0]]
             text = " ".join(map(str, words if isinstance(words, list | tuple) else [words]))
+            text = text.replace(own, "")
             for root in protect_read:
                 if root in text:
                     record("exec", root)
@@ -400,7 +401,9 @@ def enter(spec: Spec) -> str:
     """
     as_root = os.getuid() == 0 and spec.uid is not None
     isolation = ("uid+wall" if spec.wall else "uid") if as_root else "limits-only"
-    keep = {k: v for k, v in os.environ.items() if k == "JPY_PARENT_PID"}
+    # IPython ends when its parent (this id) goes: behind the wall that id means nothing, and
+    # --die-with-parent does the same.
+    keep = {k: v for k, v in os.environ.items() if k == "JPY_PARENT_PID" and not spec.wall}
     if spec.log:
         _redirect_output(spec.log)
     set_limits(spec.limits, spec.uid if as_root else None)
