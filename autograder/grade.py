@@ -554,7 +554,8 @@ class Pool:
             for slot in list(self.procs):
                 self._kill(slot)
         for thread in self.threads:
-            thread.join(timeout=None if not now else 15)
+            if thread.ident is not None:  # started
+                thread.join(timeout=None if not now else 15)
 
 
 def probe(scratch: Path, uid: int, protect: list[str], wall: bool) -> str:
@@ -806,18 +807,31 @@ def _refusal(problem: str) -> str:
     )
 
 
-def _needs_confirmation(job: Job, status: str) -> bool:
-    """True when a job's grade may come from the machine's load: a timeout or a resource limit."""
+def _to_confirm(job: Job, status: str) -> tuple[list[str], dict]:
+    """The phases whose grade may come from the machine's load (a timeout, a resource
+    limit), and the job's result.
+    """
+    path = job.folder / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if status == "timeout":
-        return True
-    path = Path(job.scratch) / f"job-{job.id}" / "result.json"
-    if status != "ok" or not path.is_file():
-        return False
+        return list(job.phases), result
+    if status != "ok":
+        return [], result
+    flagged = [p for p in job.phases if CONFIRM_FLAGS & set((result.get(p) or {}).get("flags", []))]
+    return flagged, result
+
+
+def _merge(job: Job, first: dict) -> None:
+    """Give a confirming run's result the parts of the first run it did not repeat."""
+    path = job.folder / "result.json"
+    if not path.is_file():
+        return
     result = json.loads(path.read_text(encoding="utf-8"))
-    flags = {
-        f for part in ("notebook", "pytest") for f in (result.get(part) or {}).get("flags", [])
-    }
-    return bool(flags & CONFIRM_FLAGS)
+    for part in ("notebook", "pytest"):
+        if part not in job.phases and part in first:
+            result[part] = first[part]
+            result.setdefault("seconds", {})[part] = first.get("seconds", {}).get(part)
+    path.write_text(json.dumps(result, default=str), encoding="utf-8")
 
 
 #: The reason a confirmed grade carries.
@@ -869,21 +883,25 @@ def _run(
             pool.submit(job, _tests(source, item.week), _job_timeout(source, item.week, limits))
         for _ in range(len(todo)):
             job, status = pool.done.get()
-            if _needs_confirmation(job, status):
-                confirm.append(job)
+            phases, result = _to_confirm(job, status)
+            if phases:
+                confirm.append((replace(job, phases=phases), result))
                 shutil.rmtree(job.folder, ignore_errors=True)
             else:
                 done(job, status)
         pool.stop()
         pool = Pool(1, uids[:1], scratch)  # alone: every other job is done
-        pool.start()
-        for first in confirm:
+        if confirm:
+            pool.start()
+        for first, result in confirm:
             item = items[first.id]
             items[len(items)] = item
-            doubled = Limits(**first.limits).doubled()
-            job = replace(first, id=len(items) - 1, limits=asdict(doubled))
+            doubled = asdict(Limits(**first.limits).doubled())
+            job = replace(first, id=len(items) - 1, limits=doubled)
             pool.submit(job, _tests(source, item.week), 2 * _job_timeout(source, item.week, limits))
-            done(*pool.done.get(), RETRIED)
+            job, status = pool.done.get()
+            _merge(job, result)
+            done(job, status, RETRIED)
         pool.stop()
     except BaseException:
         pool.stop(now=True)
