@@ -35,7 +35,7 @@ export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(TELEMETRY_ENV))
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
-.PHONY: help install demo test test-slow test-all lint format lab check release release-check lock \
+.PHONY: help install sandbox-setup demo test test-slow test-all lint format lab check release release-check lock \
 	clean bench-grade bench-serve bench-validate bench-check bench-monitor alerts
 
 help: ## list the targets
@@ -49,6 +49,13 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with the locked dependencies and the `course` command
+	@$(MAKE) --no-print-directory sandbox-setup || echo "note: bubblewrap is missing: \`course grade\` refuses untrusted work until \`make sandbox-setup\` works"
+
+# The wall `course grade` puts around students' code (autograder/sandbox.py) is Debian's bubblewrap.
+sandbox-setup: ## install bubblewrap (bwrap), the wall around students' code in `course grade`
+	@command -v bwrap >/dev/null || $(SUDO) apt-get install -y --no-install-recommends bubblewrap \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends bubblewrap; }
+	@bwrap --version
 
 demo: $(STAMP) ## run the reference pipeline: train, DVC, MLflow tuning, gates + promotion, serving, drift monitoring
 	bash scripts/demo.sh $(BIN)/python

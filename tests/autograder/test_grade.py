@@ -44,8 +44,35 @@ def test_the_courses_git_history_is_protected_like_its_solutions(tmp_path):
     from autograder.grade import git_folders, protected
     from autograder.sources import find_source
 
-    hide = protected(tmp_path / "out", [], find_source())
+    protect = protected(tmp_path / "out", [], find_source(), tmp_path / "scratch")
     assert git_folders(REPO_ROOT) or not (REPO_ROOT / ".git").exists()
     for folder in git_folders(REPO_ROOT):
-        assert os.path.realpath(folder) in hide["read"]
-        assert os.path.realpath(folder) in hide["hide"]
+        assert os.path.realpath(folder) in protect["read"]
+        assert os.path.realpath(folder) in protect["write"]
+    assert os.path.realpath(tmp_path / "scratch") in protect["read"]  # the other slots
+
+
+def test_without_the_wall_untrusted_work_is_refused_in_one_sentence(tmp_path, monkeypatch):
+    """Nothing is written; the sentence names the way out (--trust-submissions)."""
+    import pytest
+
+    from autograder import CourseError, sandbox
+    from autograder.grade import grade
+
+    sub = tmp_path / "alice"
+    (sub / "labs/week01").mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "shutil", _NoProgram)
+    with pytest.raises(CourseError) as err:
+        grade([sub], week=1, out=tmp_path / "out", progress=False)
+    text = str(err.value)
+    assert text.startswith("Refusing to grade: bubblewrap (bwrap) is not installed")
+    assert "--trust-submissions" in text and "\n" not in text
+    assert not (tmp_path / "out").exists()
+
+
+class _NoProgram:
+    """``shutil`` on a machine without bwrap."""
+
+    @staticmethod
+    def which(name: str) -> None:
+        return None
