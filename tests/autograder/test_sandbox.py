@@ -227,6 +227,21 @@ def _hidden_lines() -> list[str]:
     return sorted(line for line in lines if len(line) > 30)
 
 
+def _walled_probe(root, uid: int, grader, args: list[str]) -> dict:
+    """Run a probe behind the wall in the sandbox folder ``root``: its answer."""
+    spec = Spec(
+        mode="probe", root=str(root), cwd=str(root), labs=str(root), uid=uid, wall=True,
+        env={"PATH": "/usr/bin:/bin"}, events=str(grader / "events.jsonl"), args=args,
+    )  # fmt: skip
+    proc = subprocess.run(
+        command(spec.write(grader / "spec.json"), spec=spec),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert answer["isolation"] == "uid+wall", proc.stderr
+    return answer
+
+
 @WALLED
 @pytest.mark.slow  # it walks and reads every file the wall lets in (about 10 s)
 def test_nothing_hidden_and_nothing_of_another_slot_is_there_behind_the_wall(tmp_path):
@@ -252,17 +267,9 @@ def test_nothing_hidden_and_nothing_of_another_slot_is_there_behind_the_wall(tmp
     [uid] = sandbox.claim_uids(1)
     sandbox.chown_tree(own, uid)
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        spec = Spec(
-            mode="probe", root=str(own), cwd=str(own), labs=str(own), uid=uid, wall=True,
-            env={"PATH": "/usr/bin:/bin"}, events=str(scratch / "events.jsonl"),
-            args=["-c", SURVEY, json.dumps(secrets), str(listener.getsockname()[1])],
-        )  # fmt: skip
-        proc = subprocess.run(
-            command(spec.write(scratch / "spec.json"), spec=spec),
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-    answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert answer["isolation"] == "uid+wall" and answer["child"] == 0, proc.stderr
+        port = str(listener.getsockname()[1])
+        answer = _walled_probe(own, uid, scratch, ["-c", SURVEY, json.dumps(secrets), port])
+    assert answer["child"] == 0
     seen = json.loads(answer["output"])
     assert seen["uid"] == uid and seen["files"] > 1000  # the venv and the system are there
     assert seen["leaks"] == [] and seen["hidden"] == []
@@ -286,17 +293,7 @@ def test_a_probe_behind_the_wall_runs_as_the_slots_user_with_its_own_tmp(tmp_pat
     )
     outputs = []
     for _ in range(2):
-        spec = Spec(
-            mode="probe", root=str(root), cwd=str(root), labs=str(root), uid=uid, wall=True,
-            env={"PATH": "/usr/bin:/bin"}, events=str(tmp_path / "events.jsonl"),
-            args=["-c", code],
-        )  # fmt: skip
-        proc = subprocess.run(
-            command(spec.write(tmp_path / "spec.json"), spec=spec),
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        answer = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert answer["isolation"] == "uid+wall", proc.stderr
+        answer = _walled_probe(root, uid, tmp_path, ["-c", code])
         outputs.append(answer["output"].split(" [")[0])
         assert "left" not in answer["output"], answer["output"]
     assert outputs == [str(uid), str(uid)]
