@@ -5,9 +5,13 @@
 standard input; the worker answers each with one JSON line once the job's
 ``result.json`` is written. The worker is the grader's own code and keeps the
 grader's rights; every piece of the student's code runs in a sandboxed child
-(:mod:`autograder.sandbox`) under the slot's user id.
+(:mod:`autograder.sandbox`) under the slot's user id, behind the wall when it is up.
+Behind the wall the kernel has no network: it talks to nbgrader over Unix sockets
+(ZMQ's ``ipc`` transport) in the sandbox's ``kernel`` folder, and is interrupted by
+a message rather than a signal (a signal would end bubblewrap).
 
-A job has two phases, each in a fresh sandbox folder:
+A job has two phases (a confirming run repeats only the flagged one), each in a
+fresh sandbox folder:
 
 1. **notebook**: the submission's notebook is found and checked
    (:mod:`autograder.intake`), locked cells are put back, and nbgrader's real
