@@ -83,7 +83,7 @@ MAX_TOTAL = 500 * 1024 * 1024
 #: First user id of the grading slots; each run claims free ids from here.
 SLOT_UID_BASE = 61000
 #: Flags of a job that may come from a loaded machine rather than from the student's code:
-#: such a job is graded again, alone, with doubled limits, and only that grade counts.
+#: such a job is graded again, alone, with doubled time limits, and only that grade counts.
 CONFIRM_FLAGS = frozenset({"timeout", "memory-limit", "process-limit"})
 
 # --- the wall --------------------------------------------------------------------------------

@@ -837,7 +837,7 @@ def _merge(job: Job, first: dict) -> None:
 #: The reason a confirmed grade carries.
 RETRIED = (
     "A timeout or resource limit was confirmed: this submission was graded again, alone "
-    "and with doubled limits, and this grade is that run's."
+    "and with doubled time limits, and this grade is that run's."
 )
 
 
@@ -847,7 +847,7 @@ def _run(
     """Grade ``todo`` with ``size`` workers, writing each report as it finishes.
 
     A job flagged for a timeout or a resource limit is graded again once the
-    others are done, alone and with doubled limits (:meth:`Limits.doubled`); only
+    others are done, alone and with doubled time limits (:meth:`Limits.doubled`); only
     that grade counts, and its report says so.
     """
     from tqdm import tqdm

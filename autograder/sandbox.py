@@ -89,14 +89,17 @@ class Limits:
     cpu_seconds: int = CPU_SECONDS
 
     def doubled(self) -> Limits:
-        """These limits with every time, memory and process limit doubled (a confirming run)."""
+        """These limits with every time limit doubled, for a confirming run.
+
+        Memory and processes are counted per process and per user id, which the
+        machine's load does not change: a confirming run keeps them, so that a
+        resource failure is confirmed at the limit that fired.
+        """
         return replace(
             self,
             cell_timeout=2 * self.cell_timeout,
             test_timeout=2 * self.test_timeout,
             pytest_timeout=2 * self.pytest_timeout,
-            memory_mb=2 * self.memory_mb,
-            processes=2 * self.processes,
             cpu_seconds=2 * self.cpu_seconds,
         )
 
@@ -593,6 +596,17 @@ def kill_user(uid: int, timeout: float = 5.0) -> int:
         os.waitpid(pid, 0)
         time.sleep(0.05)
     return found
+
+
+def inner_exit(code: int | None, walled: bool) -> int | None:
+    """The return code of the process behind the wall, from bubblewrap's.
+
+    bubblewrap exits with ``128 + n`` when the process inside was killed by signal
+    ``n``; this gives it back as ``-n``, as :mod:`subprocess` reports a signal.
+    """
+    if walled and code is not None and code > 128:
+        return 128 - code
+    return code
 
 
 def describe_exit(code: int | None) -> str:

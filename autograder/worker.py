@@ -55,7 +55,15 @@ from autograder.config import (
 )
 from autograder.overlay import use_reference_for_other_weeks
 from autograder.report import clip
-from autograder.sandbox import Limits, Spec, command, describe_exit, kill_session, kill_user
+from autograder.sandbox import (
+    Limits,
+    Spec,
+    command,
+    describe_exit,
+    inner_exit,
+    kill_session,
+    kill_user,
+)
 
 
 @dataclass
@@ -314,6 +322,7 @@ def _autograde(job: Job, course: Path, kernel_spec: Path, findings: Path) -> dic
     extra.GuardedExecute.findings_path = str(findings)
     extra.GuardedExecute.output_limit = limits.output_kb * 1024
     extra.GuardedExecute.sandbox_uid = -1 if job.uid is None else job.uid
+    extra.GuardedExecute.walled = job.wall
     if job.wall:  # the wall has no network: the kernel talks over Unix sockets in its sandbox
         extra.KernelManager.transport = "ipc"
         extra.KernelManager.ip = str(job.sandbox / "kernel" / "ipc")
@@ -688,6 +697,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
     for attempt in range(MAX_PYTEST_ATTEMPTS):
         proc, path, key = _start_pytest(job, attempt, remaining, plabs, run, out)
         outcome = _watch(proc, path, key, limits)
+        outcome.returncode = inner_exit(outcome.returncode, job.wall)
         _cleanup(job, proc.pid)
         ran, ended, running = _read_run(outcome, remaining, problems, run / "tests")
         results.update(ran)

@@ -10,7 +10,7 @@ Every sample starts from a known submission and adds one misbehaviour:
   cheating samples add a cheat to it, so they must still earn nothing.
 
 Every bomb stops by itself even if no limit fires (tests run as root): the
-memory bomb at 4 GB (above the doubled limit of a confirming run), the output flood
+memory bomb at 3 GB, the output flood
 at 300 MB, the fork bomb at 400 processes (each child exits after 2 s), the loops
 after two minutes.
 
@@ -142,7 +142,7 @@ SEGFAULT = "import ctypes\n\nctypes.string_at(0)\n"
 SYS_EXIT = "import sys\n\nsys.exit(3)\n"
 MEMORY_BOMB = """def bomb():
     chunks = []
-    for _ in range(80):  # stops at 4 GB even if no limit fires
+    for _ in range(60):  # stops at 3 GB even if no limit fires
         chunks.append(b"\\x01" * (50 * 2**20))
 
 

@@ -160,12 +160,21 @@ def test_a_git_lookup_from_the_graders_code_is_refused_and_not_reported(tmp_path
     ]
 
 
-def test_a_confirming_run_doubles_every_time_memory_and_process_limit():
+def test_a_confirming_run_doubles_every_time_limit_and_keeps_the_others():
     limits = Limits(cell_timeout=12, test_timeout=20, memory_mb=1536, processes=96)
     doubled = limits.doubled()
     assert (doubled.cell_timeout, doubled.test_timeout, doubled.pytest_timeout) == (24, 40, 1200)
-    assert (doubled.memory_mb, doubled.processes) == (3072, 192)
+    assert doubled.cpu_seconds == 2 * limits.cpu_seconds
+    assert (doubled.memory_mb, doubled.processes) == (1536, 96)
     assert doubled.file_mb == limits.file_mb and doubled.output_kb == limits.output_kb
+
+
+@pytest.mark.parametrize(
+    ("code", "walled", "inner"),
+    [(137, True, -9), (139, True, -11), (1, True, 1), (137, False, 137), (None, True, None)],
+)
+def test_bubblewraps_return_code_gives_back_the_signal_that_ended_the_process(code, walled, inner):
+    assert sandbox.inner_exit(code, walled) == inner
 
 
 # --- the wall ----------------------------------------------------------------------------
