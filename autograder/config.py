@@ -94,7 +94,9 @@ CONFIRM_FLAGS = frozenset({"timeout", "memory-limit", "process-limit"})
 WALL_PROGRAM = "bwrap"
 #: System folders bound read-only into the wall (those that are links stay links).
 WALL_SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32")
-#: Size of the wall's private ``/tmp`` and ``/dev/shm``, each, in MB.
+#: The wall's private temporary folders, fresh for each process (DVC keeps a cache in /var/tmp).
+WALL_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+#: Size of each of the wall's temporary folders, in MB.
 WALL_TMP_MB = 256
 #: The capabilities the process inside keeps until it becomes the slot's user.
 WALL_CAPS = ("CAP_SETUID", "CAP_SETGID")

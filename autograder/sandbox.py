@@ -58,6 +58,7 @@ from autograder.config import (
     WALL_CAPS,
     WALL_PROGRAM,
     WALL_SYSTEM,
+    WALL_TMP,
     WALL_TMP_MB,
 )
 
@@ -208,13 +209,14 @@ def wall(spec: Spec, spec_path: Path) -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp"]
-    args += ["--size", size, "--tmpfs", "/dev/shm"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for path in WALL_TMP:  # fresh, sticky and writable for all, as on the host
+        args += ["--perms", "1777", "--size", size, "--tmpfs", path]
     binds = [("--ro-bind", path) for path in _grader_paths()]
     binds += [("--bind", spec.root)]
     binds += [("--bind", _touch(path)) for path in (spec.events, spec.log) if path]
     binds += [("--ro-bind", str(spec_path))] + [("--ro-bind", path) for path in spec.readonly]
-    bound, made = [p for p in WALL_SYSTEM if os.path.isdir(p)], {"/tmp"}
+    bound, made = [p for p in WALL_SYSTEM if os.path.isdir(p)], set(WALL_TMP)
     for how, path in binds:
         for folder in map(str, reversed(Path(path).parents[:-1])):  # the way: 0755 folders
             if folder not in made and not _inside(folder, tuple(bound)):

@@ -291,18 +291,20 @@ def test_nothing_hidden_and_nothing_of_another_slot_is_there_behind_the_wall(tmp
 
 @WALLED
 def test_a_probe_behind_the_wall_runs_as_the_slots_user_with_its_own_tmp(tmp_path):
-    """A file left in /tmp or /dev/shm by one walled process is gone for the next."""
+    """A file left in /tmp, /dev/shm or /var/tmp by one walled process is gone for the next."""
     [uid] = sandbox.claim_uids(1)
     root = tmp_path / "sandbox"
     root.mkdir(mode=0o700)
     os.chown(root, uid, uid)
     code = (
-        "import os; print(os.getuid(), sorted(os.listdir('/tmp')), os.listdir('/dev/shm'));"
-        "open('/tmp/left', 'w').write('x'); open('/dev/shm/left', 'w').write('x')"
+        "import os; print(os.getuid(), os.listdir('/tmp'), os.listdir('/dev/shm'), "
+        "os.listdir('/var/tmp'));"
+        "[open(f'{p}/left', 'w').write('x') for p in ('/tmp', '/dev/shm', '/var/tmp')]"
     )
     outputs = []
     for _ in range(2):
         answer = _walled_probe(root, uid, tmp_path, ["-c", code])
+        assert answer["child"] == 0, answer
         outputs.append(answer["output"].split(" [")[0])
         assert "left" not in answer["output"], answer["output"]
     assert outputs == [str(uid), str(uid)]
