@@ -35,7 +35,7 @@ export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(TELEMETRY_ENV))
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD := 1
 PYTEST := $(BIN)/python -m pytest -p xdist -p pytest_timeout
 
-.PHONY: help install sandbox-setup demo test test-slow test-all lint format lab check release release-check lock \
+.PHONY: help install demo test test-slow test-all lint format lab check release release-check lock \
 	clean bench-grade bench-serve bench-validate bench-check bench-monitor alerts
 
 help: ## list the targets
