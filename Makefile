@@ -49,6 +49,13 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with the locked dependencies and the `course` command
+	@$(MAKE) --no-print-directory sandbox-setup || echo "note: bubblewrap is missing: \`course grade\` refuses untrusted work until \`make sandbox-setup\` works"
+
+# The wall `course grade` puts around students' code (autograder/sandbox.py) is Debian's bubblewrap.
+sandbox-setup: ## install bubblewrap (bwrap), the wall around students' code in `course grade`
+	@command -v bwrap >/dev/null || $(SUDO) apt-get install -y --no-install-recommends bubblewrap \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends bubblewrap; }
+	@bwrap --version
 
 demo: $(STAMP) ## run the reference pipeline, weeks 1-7: train, DVC, MLflow, gates, serving, drift, Locust + capacity, k8s, canary, moto
 	bash scripts/demo.sh $(BIN)/python

@@ -82,6 +82,24 @@ MAX_FILE = 50 * 1024 * 1024
 MAX_TOTAL = 500 * 1024 * 1024
 #: First user id of the grading slots; each run claims free ids from here.
 SLOT_UID_BASE = 61000
+#: Flags of a job that may come from a loaded machine rather than from the student's code:
+#: such a job is graded again, alone, with doubled time limits, and only that grade counts.
+CONFIRM_FLAGS = frozenset({"timeout", "memory-limit", "process-limit"})
+
+# --- the wall --------------------------------------------------------------------------------
+# bubblewrap (Debian's ``bubblewrap`` package, ``make sandbox-setup``) around every process of
+# a student's code (autograder/sandbox.py, ``wall``): what it lets in, read-only.
+
+#: The wall's program.
+WALL_PROGRAM = "bwrap"
+#: System folders bound read-only into the wall (those that are links stay links).
+WALL_SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32")
+#: The wall's private temporary folders, fresh for each process (DVC keeps a cache in /var/tmp).
+WALL_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+#: Size of each of the wall's temporary folders, in MB.
+WALL_TMP_MB = 256
+#: The capabilities the process inside keeps until it becomes the slot's user.
+WALL_CAPS = ("CAP_SETUID", "CAP_SETGID")
 
 # --- output caps -----------------------------------------------------------------------------
 

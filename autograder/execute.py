@@ -33,10 +33,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Int, Unicode
+from traitlets import Bool, Int, Unicode
 
 from autograder.config import MAX_ERROR_TEXT, MAX_KERNEL_RESTARTS, OUTPUT_KB, OUTPUT_LIMIT_MARKER
-from autograder.sandbox import describe_exit
+from autograder.sandbox import describe_exit, inner_exit
 
 _RESOURCE_ERRORS = {"MemoryError", "_ArrayMemoryError", "BlockingIOError"}
 _GUARD = "__import__('autograder.kernel_guard').kernel_guard"
@@ -59,6 +59,7 @@ class GuardedExecute(Execute):
         MAX_KERNEL_RESTARTS, help="Kernel restarts before the remaining cells are skipped."
     ).tag(config=True)
     sandbox_uid = Int(-1, help="User id of the student's processes (-1: none).").tag(config=True)
+    walled = Bool(False, help="The kernel runs behind the wall (bubblewrap).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         """Execute every code cell, surviving kernel deaths; see the module docstring."""
@@ -116,7 +117,7 @@ class GuardedExecute(Execute):
 
     def _exit_code(self) -> int | None:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        return None if process is None else process.poll()
+        return None if process is None else inner_exit(process.poll(), self.walled)
 
     def _stop(self) -> None:
         if self.km is None:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from autograder import CourseError, intake, nbgrader_app
 from autograder.config import (
+    CONFIRM_FLAGS,
     COURSE_ID,
     HIDDEN_DIR,
     LABS,
@@ -45,6 +46,7 @@ from autograder.config import (
     REPO_ROOT,
     SOLUTIONS,
     VCS_DIR,
+    WALL_PROGRAM,
     WEEKS,
     Week,
     get_week,
@@ -59,7 +61,7 @@ from autograder.report import (
     write_gradescope,
     write_report,
 )
-from autograder.sandbox import Limits, Spec, claim_uids, command, kill_user
+from autograder.sandbox import Limits, Spec, claim_uids, command, kill_user, wall_problem
 from autograder.sources import (
     GradedItem,
     GradingSource,
@@ -215,19 +217,24 @@ def git_folders(checkout: Path) -> list[Path]:
     return [f for f in folders if f.is_dir()]
 
 
-def protected(out: Path, subs: list[Submission], source: GradingSource) -> dict[str, list[str]]:
-    """What the student's code may not see (``hide``, ``read``) or change (``write``).
+def protected(
+    out: Path, subs: list[Submission], source: GradingSource, scratch: Path
+) -> dict[str, list[str]]:
+    """What the student's audit hook refuses to read (``read``) or change (``write``).
 
     That is the class's reports, the grading source, the grader's home, every
-    submission, and the course's ``solutions/`` and git history.
+    submission, the course's ``solutions/`` and git history, and the run's
+    scratch folder (the other slots' sandboxes and the grader's job folders; each
+    job's own sandbox excepted). Behind the wall none of them is there at all:
+    the hook is the tripwire that names the attempt.
     """
     needed = _needed()
     secret = [out, source.root, Path.home(), *(s.path for s in subs), *git_folders(REPO_ROOT)]
     if (REPO_ROOT / SOLUTIONS).is_dir():
         secret.append(REPO_ROOT / SOLUTIONS)
-    hide = sorted({p for path in secret for p in _hideable(path, needed)})
-    write = sorted({*hide, *(os.path.realpath(p) for p in needed)})
-    return {"hide": hide, "read": hide, "write": write}
+    read = sorted({p for path in secret for p in _hideable(path, needed)})
+    write = sorted({*read, *(os.path.realpath(p) for p in needed)})
+    return {"read": sorted({*read, os.path.realpath(scratch)}), "write": write}
 
 
 # --- the class gradebook ---------------------------------------------------------------------
@@ -561,13 +568,19 @@ class Pool:
             for slot in list(self.procs):
                 self._kill(slot)
         for thread in self.threads:
-            thread.join(timeout=None if not now else 15)
+            if thread.ident is not None:  # started
+                thread.join(timeout=None if not now else 15)
 
 
-def probe(scratch: Path, uid: int, hide: list[str]) -> str:
-    """Check that a sandboxed process can run as ``uid``; return the isolation reached."""
-    root = scratch / "probe"
-    root.mkdir(mode=0o755)
+def probe(scratch: Path, uid: int, protect: list[str], wall: bool) -> str:
+    """Check that a sandboxed process can run as ``uid`` (behind the wall, with ``wall``).
+
+    Returns:
+        The isolation reached (``uid+wall``, ``uid``), or an empty string when the
+        process could not start that way.
+    """
+    root = scratch / f"probe-{int(wall)}"
+    root.mkdir(mode=0o711)
     spec = Spec(
         mode="probe",
         root=str(root),
@@ -575,13 +588,13 @@ def probe(scratch: Path, uid: int, hide: list[str]) -> str:
         labs=str(root),
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         uid=uid,
-        hide=hide,
-        protect_read=hide,
-        events=str(scratch / "probe-events.jsonl"),
+        wall=wall,
+        protect_read=protect,
+        events=str(scratch / f"probe-{int(wall)}-events.jsonl"),
     )
-    path = spec.write(scratch / "probe.json")
+    path = spec.write(scratch / f"probe-{int(wall)}.json")
     try:
-        proc = subprocess.run(command(path), capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(command(path, spec=spec), capture_output=True, text=True, timeout=60)
         answer = json.loads(proc.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError):
         return ""
@@ -662,6 +675,7 @@ def grade(
     gradescope: bool = False,
     shard: Shard | None = None,
     hidden_visibility: str = "after_published",
+    trust_submissions: bool = False,
 ) -> list[Report]:
     """Grade submissions in parallel and write reports plus the class ``grades.csv``.
 
@@ -682,6 +696,9 @@ def grade(
             and record it in ``<out>/shard.json`` for ``course merge``.
         hidden_visibility: Gradescope visibility of hidden tests: ``after_published`` or
             ``hidden``.
+        trust_submissions: Grade without the wall where it cannot be built (work you
+            trust). Without it, such a run is refused; grading the checkout the
+            grader itself runs from (``course grade .``: your own work) is trusted.
 
     Returns:
         The reports, one per submission and week, in order.
@@ -691,6 +708,9 @@ def grade(
     """
     subs = find_submissions([Path(p) for p in submissions])
     everyone, subs = subs, select_shard(subs, shard)
+    trusted = trust_submissions or all(s.path == REPO_ROOT.resolve() for s in subs)
+    if not trusted and wall_problem():
+        raise CourseError(_refusal(wall_problem()))
     pairs = plan(subs, week, all_weeks)
     jobs = jobs or default_jobs()
     if jobs < 1:
@@ -746,6 +766,7 @@ def grade(
                 progress,
                 finished,
                 len(pairs),
+                trusted,
                 everyone=everyone,
             )
     finally:
@@ -773,7 +794,7 @@ def _refresh_all(
             write_report(report, out, hidden[number], book.submitted(student, week.lab))
 
 
-def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, hide) -> Job:
+def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, protect, wall) -> Job:
     template, release = book.prepare(item.week)
     return Job(
         id=number,
@@ -787,29 +808,98 @@ def _job(number: int, item: _Todo, book: Gradebook, source, limits, scratch, hid
         scratch=str(scratch),
         uid=None,
         limits=asdict(limits),
-        hide=hide["hide"],
-        protect_read=hide["read"],
-        protect_write=hide["write"],
+        wall=wall,
+        protect_read=protect["read"],
+        protect_write=protect["write"],
         reference=str(source.root) if source.hidden_tests else None,
     )
 
 
+def _isolation(scratch: Path, size: int, protect: list[str], trusted: bool):
+    """The slots' user ids and whether the wall is up; refuse untrusted work without it.
+
+    Raises:
+        CourseError: When the wall cannot be built and the work is not trusted.
+    """
+    problem = wall_problem()
+    claimed = claim_uids(size) if os.getuid() == 0 else []
+    if claimed and not problem and probe(scratch, claimed[0], protect, wall=True):
+        return list(claimed), True
+    if not trusted:
+        raise CourseError(_refusal(problem or f"{WALL_PROGRAM} could not build the wall here"))
+    if claimed and probe(scratch, claimed[0], protect, wall=False):
+        return list(claimed), False
+    return [None] * size, False
+
+
+def _refusal(problem: str) -> str:
+    return (
+        f"Refusing to grade: {problem}; pass --trust-submissions to grade work you trust "
+        "without the wall."
+    )
+
+
+def _to_confirm(job: Job, status: str) -> tuple[list[str], dict]:
+    """The phases whose grade may come from the machine's load (a timeout, a resource
+    limit), and the job's result.
+    """
+    path = job.folder / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if status == "timeout":
+        return list(job.phases), result
+    if status != "ok":
+        return [], result
+    flagged = [p for p in job.phases if CONFIRM_FLAGS & set((result.get(p) or {}).get("flags", []))]
+    return flagged, result
+
+
+def _merge(job: Job, first: dict) -> None:
+    """Give a confirming run's result the parts of the first run it did not repeat."""
+    path = job.folder / "result.json"
+    if not path.is_file():
+        return
+    result = json.loads(path.read_text(encoding="utf-8"))
+    for part in ("notebook", "pytest"):
+        if part not in job.phases and part in first:
+            result[part] = first[part]
+            result.setdefault("seconds", {})[part] = first.get("seconds", {}).get(part)
+    path.write_text(json.dumps(result, default=str), encoding="utf-8")
+
+
+#: The reason a confirmed grade carries.
+RETRIED = (
+    "A timeout or resource limit was confirmed: this submission was graded again, alone "
+    "and with doubled time limits, and this grade is that run's."
+)
+
+
 def _run(
-    todo, size, book, source, out, limits, scratch, hidden, progress, finished, total, everyone=()
+    todo,
+    size,
+    book,
+    source,
+    out,
+    limits,
+    scratch,
+    hidden,
+    progress,
+    finished,
+    total,
+    trusted=False,
+    everyone=(),
 ) -> None:
     """Grade ``todo`` with ``size`` workers, writing each report as it finishes.
 
-    The student's code sees none of ``everyone``'s checkouts (the whole class, other
-    shards' submissions included) nor those of ``todo``.
+    A job flagged for a timeout or a resource limit is graded again once the
+    others are done, alone and with doubled time limits (:meth:`Limits.doubled`); only
+    that grade counts, and its report says so. The student's code sees none of
+    ``everyone``'s checkouts (the whole class, other shards' submissions included) nor
+    those of ``todo``.
     """
     from tqdm import tqdm
 
-    uids: list[int | None] = [None] * size
-    hide = protected(out, list({*everyone, *(t.sub for t in todo)}), source)
-    if os.getuid() == 0:
-        claimed = claim_uids(size)
-        if probe(scratch, claimed[0], hide["hide"]):
-            uids = list(claimed)
+    protect = protected(out, list({*everyone, *(t.sub for t in todo)}), source, scratch)
+    uids, walled = _isolation(scratch, size, protect["read"], trusted)
     pool = Pool(size, uids, scratch)
     bar = tqdm(
         total=total,
@@ -823,19 +913,41 @@ def _run(
     main = threading.current_thread() is threading.main_thread()
     if main:
         signal.signal(signal.SIGTERM, _interrupt)
+    items, confirm = dict(enumerate(todo)), []
+
+    def done(job: Job, status: str, note: str = "") -> None:
+        item = items[job.id]
+        report = _finish(job, status, item, book, source, out, hidden[item.week.number], note)
+        finished[(item.sub.student, item.week.number)] = report
+        bar.set_postfix_str(f"{item.sub.student} week {item.week.number}")
+        bar.update()
+
     try:
         pool.start()
-        for number, item in enumerate(todo):
-            tests = [i.name for i in pytest_items(source.tests(item.week))]
-            job = _job(number, item, book, source, limits, scratch, hide)
-            pool.submit(job, tests, _job_timeout(source, item.week, limits))
+        for number, item in items.items():
+            job = _job(number, item, book, source, limits, scratch, protect, walled)
+            pool.submit(job, _tests(source, item.week), _job_timeout(source, item.week, limits))
         for _ in range(len(todo)):
             job, status = pool.done.get()
-            item = todo[job.id]
-            report = _finish(job, status, item, book, source, out, hidden[item.week.number])
-            finished[(item.sub.student, item.week.number)] = report
-            bar.set_postfix_str(f"{item.sub.student} week {item.week.number}")
-            bar.update()
+            phases, result = _to_confirm(job, status)
+            if phases:
+                confirm.append((replace(job, phases=phases), result))
+                shutil.rmtree(job.folder, ignore_errors=True)
+            else:
+                done(job, status)
+        pool.stop()
+        pool = Pool(1, uids[:1], scratch)  # alone: every other job is done
+        if confirm:
+            pool.start()
+        for first, result in confirm:
+            item = items[first.id]
+            items[len(items)] = item
+            doubled = asdict(Limits(**first.limits).doubled())
+            job = replace(first, id=len(items) - 1, limits=doubled)
+            pool.submit(job, _tests(source, item.week), 2 * _job_timeout(source, item.week, limits))
+            job, status = pool.done.get()
+            _merge(job, result)
+            done(job, status, RETRIED)
         pool.stop()
     except BaseException:
         pool.stop(now=True)
@@ -846,14 +958,21 @@ def _run(
             signal.signal(signal.SIGTERM, previous)
 
 
+def _tests(source: GradingSource, week: Week) -> list[str]:
+    return [i.name for i in pytest_items(source.tests(week))]
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
 def _finish(
-    job: Job, status: str, item: _Todo, book: Gradebook, source, out: Path, hidden
+    job: Job, status: str, item: _Todo, book: Gradebook, source, out: Path, hidden, note=""
 ) -> Report:
-    """Record one finished job: gradebook first, then the report files, then the CSV."""
+    """Record one finished job: gradebook first, then the report files, then the CSV.
+
+    ``note`` is one more reason for the report (that the grade was confirmed).
+    """
     path = Path(job.scratch) / f"job-{job.id}" / "result.json"
     result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if status != "ok":
@@ -863,6 +982,7 @@ def _finish(
     report = build_report(item.sub, item.week, source, result, grades)
     report.digest = item.digest
     report.source_digest = item.source_digest
+    _flag(report, [], [note])
     write_report(report, out, hidden, book.submitted(item.sub.student, item.week.lab))
     write_class_csv(out)
     shutil.rmtree(path.parent, ignore_errors=True)

@@ -1,22 +1,27 @@
-"""Run a student's code in a process of its own, with limits and without the grader's rights.
+"""Run a student's code in a process of its own, behind a wall, with limits and without rights.
 
 The grader never runs a student's code in its own process. Each notebook kernel
 and each component-test run is started through this module, as
-``python -I -m autograder.sandbox SPEC [ARGS...]``. SPEC is a JSON file that only
-the grader can read; before any student code runs, the process
+``python -I -m autograder.sandbox SPEC [ARGS...]``, and, when the wall is up, inside
+bubblewrap (``bwrap``, :func:`wall`): an allow-list filesystem (the system, the
+Python installation and the grader's own package read-only, the job's sandbox
+folder writable, nothing else: no ``solutions/``, no other checkout, no other
+slot's folder), a private ``/tmp`` and ``/dev/shm``, a PID namespace with its own
+``/proc``, a network namespace with nothing but its own loopback, and
+``--die-with-parent``. SPEC is a JSON file that only the grader (root) can read;
+before any student code runs, the process
 
-1. enters a private mount namespace (when the grader runs as root and Linux
-   allows it) in which the instructor's ``solutions/``, the grades folder, the
-   other submissions and home folders are hidden behind empty read-only mounts;
-2. sets its resource limits: private memory (``RLIMIT_DATA``), file size, CPU
+1. sets its resource limits: private memory (``RLIMIT_DATA``), file size, CPU
    seconds, processes, no core dumps;
-3. drops root: it becomes a user id of its own (one per grading slot, so that
-   two students graded at once cannot signal each other's processes);
-4. starts from a scrubbed environment (only what the course needs, a scratch
+2. drops root: it becomes a user id of its own (one per grading slot, so that
+   two students graded at once cannot signal each other's processes); inside the
+   wall it is root with only the capabilities to change user, which it loses here;
+3. starts from a scrubbed environment (only what the course needs, a scratch
    home and temporary folder, never the instructor's variables);
-5. installs an audit hook (:pep:`578`) that refuses and records every attempt to
-   read the hidden tests or the grades, or to write the grader's or another
-   student's files, from Python code in this process.
+4. installs an audit hook (:pep:`578`) that refuses and records every attempt to
+   read the hidden tests, the grades or the grader's scratch folders, to write the
+   grader's or another student's files, or to connect beyond the loopback, from
+   Python code in this process: a tripwire for honest mistakes, not the defence.
 
 Then it runs what was asked: an IPython kernel (``kernel``), pytest with the
 course's guard plugin (``pytest``), or a self-test (``probe``).
@@ -30,10 +35,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from autograder.config import (
@@ -49,11 +55,12 @@ from autograder.config import (
     TEST_TIMEOUT,
     VCS_CONTENT,
     VCS_DIR,
+    WALL_CAPS,
+    WALL_PROGRAM,
+    WALL_SYSTEM,
+    WALL_TMP,
+    WALL_TMP_MB,
 )
-
-_CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,21 @@ class Limits:
     processes: int = PROCESSES
     cpu_seconds: int = CPU_SECONDS
 
+    def doubled(self) -> Limits:
+        """These limits with every time limit doubled, for a confirming run.
+
+        Memory and processes are counted per process and per user id, which the
+        machine's load does not change: a confirming run keeps them, so that a
+        resource failure is confirmed at the limit that fired.
+        """
+        return replace(
+            self,
+            cell_timeout=2 * self.cell_timeout,
+            test_timeout=2 * self.test_timeout,
+            pytest_timeout=2 * self.pytest_timeout,
+            cpu_seconds=2 * self.cpu_seconds,
+        )
+
 
 @dataclass
 class Spec:
@@ -95,8 +117,10 @@ class Spec:
         env: The whole environment of the process.
         limits: Resource limits.
         uid: User id to become (None: keep the current one).
-        hide: Folders to hide behind empty mounts (only with a mount namespace).
-        protect_read: Folders the student's code must not read.
+        wall: Run behind the bubblewrap wall (:func:`wall`).
+        readonly: Paths bound read-only into the wall, over the writable ``root``
+            (the instructor's tests) or beside it (the kernel's connection file).
+        protect_read: Folders the student's code must not read (``root`` excepted).
         protect_write: Folders the student's code must not change.
         events: File the audit hook appends refused accesses to (opened before
             privileges are dropped).
@@ -113,7 +137,8 @@ class Spec:
     env: dict[str, str]
     limits: Limits = field(default_factory=Limits)
     uid: int | None = None
-    hide: list[str] = field(default_factory=list)
+    wall: bool = False
+    readonly: list[str] = field(default_factory=list)
     protect_read: list[str] = field(default_factory=list)
     protect_write: list[str] = field(default_factory=list)
     events: str = ""
@@ -136,79 +161,88 @@ class Spec:
         return cls(**data)
 
 
-def command(spec_path: Path, *args: str) -> list[str]:
-    """The command line that runs a sandboxed process described by ``spec_path``."""
-    return [sys.executable, "-I", "-m", "autograder.sandbox", str(spec_path), *args]
+def command(spec_path: Path, *args: str, spec: Spec | None = None) -> list[str]:
+    """The command line that runs a sandboxed process described by ``spec_path``.
+
+    With a ``spec`` whose ``wall`` is set, the process starts behind :func:`wall`.
+    """
+    inner = [sys.executable, "-I", "-m", "autograder.sandbox", str(spec_path), *args]
+    if spec is None or not spec.wall:
+        return inner
+    return [*wall(spec, spec_path), "--", *inner]
+
+
+def _grader_paths() -> list[str]:
+    """What the sandboxed Python needs read-only: its installation and the grader's package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    found = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, package)}
+    found.add(os.path.dirname(os.path.realpath(sys.executable)))
+    return sorted(p for p in found if not any(p.startswith(q + os.sep) for q in found))
+
+
+def _touch(path: str) -> str:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    return path
+
+
+def wall(spec: Spec, spec_path: Path) -> list[str]:
+    """The bubblewrap command line (up to ``--``) of the wall around one sandboxed process.
+
+    Inside: the system folders, the Python installation and the grader's package
+    read-only; the spec read-only (root's alone); the job's sandbox folder
+    ``spec.root`` writable, with ``spec.readonly`` read-only over it; the record
+    and log files writable (root's alone). A fresh ``/tmp``, ``/dev`` (with its
+    ``/dev/shm``) and ``/proc`` (of its own PID namespace), no network but its own
+    loopback, no System V IPC, and nothing outlives the process that started it.
+    The process inside is root without any capability but changing user, which
+    :func:`enter` does before the student's code runs.
+    """
+    size = str(WALL_TMP_MB * 1024 * 1024)
+    args = [
+        WALL_PROGRAM, "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+        "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox", "--cap-drop", "ALL",
+    ]  # fmt: skip
+    for cap in WALL_CAPS:
+        args += ["--cap-add", cap]
+    for path in WALL_SYSTEM:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for path in WALL_TMP:  # fresh, sticky and writable for all, as on the host
+        args += ["--perms", "1777", "--size", size, "--tmpfs", path]
+    binds = [("--ro-bind", path) for path in _grader_paths()]
+    binds += [("--bind", spec.root)]
+    binds += [("--bind", _touch(path)) for path in (spec.events, spec.log) if path]
+    binds += [("--ro-bind", str(spec_path))] + [("--ro-bind", path) for path in spec.readonly]
+    bound, made = [p for p in WALL_SYSTEM if os.path.isdir(p)], set(WALL_TMP)
+    for how, path in binds:
+        for folder in map(str, reversed(Path(path).parents[:-1])):  # the way: 0755 folders
+            if folder not in made and not _inside(folder, tuple(bound)):
+                args += ["--dir", folder]
+                made.add(folder)
+        bound.append(path)
+        args += [how, path, path]
+    return args
+
+
+def wall_problem() -> str:
+    """Why the wall cannot be built here, as one sentence; empty when it can be."""
+    if shutil.which(WALL_PROGRAM) is None:
+        return (
+            f"bubblewrap ({WALL_PROGRAM}) is not installed, so the students' code cannot be "
+            "walled off (install it with `make sandbox-setup`)"
+        )
+    if os.getuid() != 0:
+        return (
+            "the wall needs root (each grading slot runs the students' code as a user id "
+            "of its own; run `course grade` with sudo or in the grading image)"
+        )
+    return ""
 
 
 # --- run in the sandboxed process, before the student's code ------------------------
-
-
-def _libc():
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
-    libc.mount.argtypes += [ctypes.c_char_p]
-    return libc
-
-
-def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data=None):
-    import ctypes
-
-    enc = [None if v is None else v.encode() for v in (source, target, fstype, data)]
-    if libc.mount(enc[0], enc[1], enc[2], flags, enc[3]) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), target)
-
-
-def _blocked_ancestor(path: str) -> tuple[str, str] | None:
-    """The first folder above ``path`` that others cannot enter, and its child on the way."""
-    parts = Path(path).resolve().parts
-    for i in range(1, len(parts) - 1):
-        folder = Path(*parts[: i + 1])
-        if not folder.stat().st_mode & 0o001:
-            return str(folder), parts[i + 1]
-    return None
-
-
-def enter_mount_namespace(hide: list[str], reach: list[str]) -> None:
-    """Hide ``hide`` and make ``reach`` (the Python installation) reachable for any user.
-
-    A private mount namespace is only seen by this process and its children.
-    Folders in ``hide`` get an empty, read-only, unreadable mount on top. When a
-    folder in ``reach`` sits below one that others cannot enter (a Python under
-    ``/root``), that folder is replaced by an empty one holding only the way to it.
-
-    Raises:
-        OSError: When the kernel does not allow it (not root, or a container without
-            ``CAP_SYS_ADMIN``).
-    """
-    import ctypes
-
-    libc = _libc()
-    if libc.unshare(_CLONE_NEWNS) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), "unshare")
-    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
-    for path in reach:
-        blocked = _blocked_ancestor(path)
-        if blocked is None:
-            continue
-        folder, child = blocked
-        fd = os.open(os.path.join(folder, child), os.O_PATH | os.O_DIRECTORY)
-        try:
-            _mount(libc, "tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0711,size=64k")
-            os.mkdir(os.path.join(folder, child), 0o755)
-            _mount(
-                libc, f"/proc/self/fd/{fd}", os.path.join(folder, child), None, _MS_BIND | _MS_REC
-            )
-        finally:
-            os.close(fd)
-    for path in hide:
-        if os.path.isdir(path):
-            flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-            _mount(libc, "tmpfs", path, "tmpfs", flags, "mode=000,size=4k")
 
 
 def set_limits(limits: Limits, uid: int | None) -> None:
@@ -271,13 +305,19 @@ def is_vcs_metadata(path: str) -> bool:
 
 
 def install_audit_hook(spec: Spec, events: int) -> None:
-    """Refuse and record reads of protected folders and writes to the grader's files.
+    """Refuse and record reads of protected folders, writes to the grader's files, and
+    connections beyond the loopback.
 
     Records go to the open file ``events`` (one JSON line each, at most 50). A read
     of a protected git folder's metadata (:func:`is_vcs_metadata`) is refused
-    without a record: git-aware tools make it on their own. The hook cannot be
-    removed from Python code; child processes do not inherit it.
+    without a record: git-aware tools make it on their own. The sandbox folder
+    ``spec.root`` is the student's even inside a protected folder (the grader's
+    scratch folder, which holds the other slots'). The hook cannot be removed from
+    Python code; child processes do not inherit it.
     """
+    import ipaddress
+
+    own = os.path.realpath(spec.root)
     protect_read = tuple(os.path.realpath(p) for p in spec.protect_read)
     protect_write = tuple(os.path.realpath(p) for p in spec.protect_write)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -298,10 +338,24 @@ def install_audit_hook(spec: Spec, events: int) -> None:
             real = realpath(fsdecode(path))
         except (TypeError, ValueError):
             return
-        if _inside(real, protect_read):
-            record("write" if write else "read", real)
+        for root in protect_read:
+            mine = _inside(own, (root,)) and _inside(real, (own,))
+            if not mine and _inside(real, (root,)):
+                record("write" if write else "read", real)
         if write and _inside(real, protect_write):
             record("write", real)
+
+    def connect(address) -> None:
+        if not isinstance(address, tuple) or len(address) < 2:
+            return  # a Unix socket: a path inside the wall
+        host = str(address[0])
+        try:
+            local = ipaddress.ip_address(host.split("%")[0])
+            local = local.is_loopback or local.is_unspecified
+        except ValueError:
+            local = host == "localhost"
+        if not local:
+            record("connect", f"{host}:{address[1]}")
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
@@ -311,6 +365,8 @@ def install_audit_hook(spec: Spec, events: int) -> None:
             check(path, write)
         elif event in ("os.listdir", "os.scandir"):
             check(args[0], False)
+        elif event in ("socket.connect", "socket.sendto"):
+            connect(args[1])
         elif event in (
             "os.remove",
             "os.rmdir",
@@ -326,6 +382,7 @@ def install_audit_hook(spec: Spec, events: int) -> None:
         elif event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.system"):
             words = args[1] if event != "os.system" else [args[0]]
             text = " ".join(map(str, words if isinstance(words, list | tuple) else [words]))
+            text = text.replace(own, "")
             for root in protect_read:
                 if root in text:
                     record("exec", root)
@@ -345,18 +402,13 @@ def enter(spec: Spec) -> str:
     """Apply the whole sandbox to this process; return how it is isolated.
 
     Returns:
-        ``uid+namespace``, ``uid`` or ``limits-only``: what protects the grader.
+        ``uid+wall``, ``uid`` or ``limits-only``: what protects the grader.
     """
-    isolation = "limits-only"
     as_root = os.getuid() == 0 and spec.uid is not None
-    if as_root:
-        grader = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        try:
-            enter_mount_namespace(spec.hide, sorted({sys.base_prefix, sys.prefix, grader}))
-            isolation = "uid+namespace"
-        except OSError:
-            isolation = "uid"
-    keep = {k: v for k, v in os.environ.items() if k == "JPY_PARENT_PID"}
+    isolation = ("uid+wall" if spec.wall else "uid") if as_root else "limits-only"
+    # IPython ends when its parent (this id) goes: behind the wall that id means nothing, and
+    # --die-with-parent does the same.
+    keep = {k: v for k, v in os.environ.items() if k == "JPY_PARENT_PID" and not spec.wall}
     if spec.log:
         _redirect_output(spec.log)
     set_limits(spec.limits, spec.uid if as_root else None)
@@ -397,18 +449,20 @@ def _cap_kernel_output(limit: int) -> None:
 
 
 def _run_kernel(spec: Spec, argv: list[str]) -> None:
-    """Copy the connection file where the student's user can read it, then run IPython."""
+    """Copy the connection file where the student's user can read it, then run IPython.
+
+    The grader's connection file is root's: it is read while still root and written
+    again, as the student's user, into the sandbox's ``kernel`` folder.
+    """
     conn = argv[argv.index("-f") + 1]
-    copy = os.path.join(spec.root, "kernel-connection.json")
+    copy = os.path.join(spec.root, "kernel", "connection.json")
     with open(conn, encoding="utf-8") as src:
         data = src.read()
+    argv = [copy if a == conn else a for a in argv]
+    enter(spec)
     fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as dst:
         dst.write(data)
-    if spec.uid is not None and os.getuid() == 0:
-        os.chown(copy, spec.uid, spec.uid)
-    argv = [copy if a == conn else a for a in argv]
-    enter(spec)
     sys.path[:0] = [spec.labs]
     _cap_kernel_output(spec.limits.output_kb * 1024)
     from autograder import kernel_guard
@@ -433,13 +487,20 @@ def _run_pytest(spec: Spec) -> int:
 
 
 def _probe(spec: Spec) -> int:
-    """Report the isolation reached and whether a child Python starts."""
+    """Report the isolation reached and whether a child Python starts.
+
+    The child runs ``spec.args`` (default: an import) as the student's code would:
+    after the whole sandbox is entered. Its standard output is reported too.
+    """
     import subprocess
 
     isolation = enter(spec)
-    child = subprocess.run([sys.executable, "-c", "import json"], capture_output=True)
+    args = spec.args or ["-c", "import json"]
+    child = subprocess.run([sys.executable, *args], capture_output=True, text=True)
     readable = [p for p in spec.protect_read if os.access(p, os.R_OK)]
-    print(json.dumps({"isolation": isolation, "child": child.returncode, "readable": readable}))
+    answer = {"isolation": isolation, "child": child.returncode, "readable": readable}
+    answer["output"] = child.stdout[-100_000:]
+    print(json.dumps(answer))
     return 0
 
 
@@ -537,6 +598,17 @@ def kill_user(uid: int, timeout: float = 5.0) -> int:
         os.waitpid(pid, 0)
         time.sleep(0.05)
     return found
+
+
+def inner_exit(code: int | None, walled: bool) -> int | None:
+    """The return code of the process behind the wall, from bubblewrap's.
+
+    bubblewrap exits with ``128 + n`` when the process inside was killed by signal
+    ``n``; this gives it back as ``-n``, as :mod:`subprocess` reports a signal.
+    """
+    if walled and code is not None and code > 128:
+        return 128 - code
+    return code
 
 
 def describe_exit(code: int | None) -> str:

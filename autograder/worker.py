@@ -5,9 +5,13 @@
 standard input; the worker answers each with one JSON line once the job's
 ``result.json`` is written. The worker is the grader's own code and keeps the
 grader's rights; every piece of the student's code runs in a sandboxed child
-(:mod:`autograder.sandbox`) under the slot's user id.
+(:mod:`autograder.sandbox`) under the slot's user id, behind the wall when it is up.
+Behind the wall the kernel has no network: it talks to nbgrader over Unix sockets
+(ZMQ's ``ipc`` transport) in the sandbox's ``kernel`` folder, and is interrupted by
+a message rather than a signal (a signal would end bubblewrap).
 
-A job has two phases, each in a fresh sandbox folder:
+A job has two phases (a confirming run repeats only the flagged one), each in a
+fresh sandbox folder:
 
 1. **notebook**: the submission's notebook is found and checked
    (:mod:`autograder.intake`), locked cells are put back, and nbgrader's real
@@ -52,7 +56,15 @@ from autograder.config import (
 )
 from autograder.overlay import use_reference_for_other_weeks
 from autograder.report import clip
-from autograder.sandbox import Limits, Spec, command, describe_exit, kill_session, kill_user
+from autograder.sandbox import (
+    Limits,
+    Spec,
+    command,
+    describe_exit,
+    inner_exit,
+    kill_session,
+    kill_user,
+)
 
 
 @dataclass
@@ -71,12 +83,13 @@ class Job:
         scratch: The run's scratch folder.
         uid: The slot's user id, or None when the grader cannot change user.
         limits: The resource limits, as a mapping.
-        hide: Folders hidden from the student's code.
+        wall: Run the student's code behind the bubblewrap wall (:func:`sandbox.wall`).
         protect_read: Folders the student's code must not read.
         protect_write: Folders the student's code must not change.
         reference: The instructor's solutions/ folder, whose files of the
             other weeks replace the student's in the sandbox copy (week
             isolation, :mod:`autograder.overlay`); None in a student template.
+        phases: The phases to run (a confirming run repeats only those flagged).
     """
 
     id: int
@@ -90,10 +103,11 @@ class Job:
     scratch: str
     uid: int | None
     limits: dict
-    hide: list[str] = field(default_factory=list)
+    wall: bool = False
     protect_read: list[str] = field(default_factory=list)
     protect_write: list[str] = field(default_factory=list)
     reference: str | None = None
+    phases: list[str] = field(default_factory=lambda: ["notebook", "pytest"])
 
     @property
     def folder(self) -> Path:
@@ -141,6 +155,8 @@ def _mkdir(path: Path, uid: int | None, mode: int = 0o700) -> Path:
 
 
 def _give(path: Path, uid: int | None) -> None:
+    """Give ``path`` to the student's user, a folder only it (and root) can enter."""
+    os.chmod(path, 0o700)
     if uid is not None:
         from autograder.sandbox import chown_tree
 
@@ -163,7 +179,7 @@ def _spec(job: Job, mode: str, labs: Path, cwd: Path, **kw) -> Spec:
         env=sandbox_env(job.sandbox, labs),
         limits=Limits(**job.limits),
         uid=job.uid,
-        hide=job.hide,
+        wall=job.wall,
         protect_read=job.protect_read,
         protect_write=job.protect_write,
         **kw,
@@ -189,8 +205,9 @@ def _events(path: Path) -> tuple[list[dict], str]:
 
 def _access_reason(events: list[dict], who: str) -> str:
     paths = []
+    verbs = {"write": "write", "connect": "connect to"}
     for event in events:
-        text = f"{'write' if event.get('kind') == 'write' else 'read'} {event.get('path')}"
+        text = f"{verbs.get(event.get('kind'), 'read')} {event.get('path')}"
         if text not in paths:
             paths.append(text)
     more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
@@ -308,6 +325,10 @@ def _autograde(job: Job, course: Path, kernel_spec: Path, findings: Path) -> dic
     extra.GuardedExecute.findings_path = str(findings)
     extra.GuardedExecute.output_limit = limits.output_kb * 1024
     extra.GuardedExecute.sandbox_uid = -1 if job.uid is None else job.uid
+    extra.GuardedExecute.walled = job.wall
+    if job.wall:  # the wall has no network: the kernel talks over Unix sockets in its sandbox
+        extra.KernelManager.transport = "ipc"
+        extra.KernelManager.ip = str(job.sandbox / "kernel" / "ipc")
     api = nbgrader_app.api(course, limits.cell_timeout, extra)
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
     os.environ["JUPYTER_PATH"] = str(kernel_spec)
@@ -397,15 +418,19 @@ def _sandboxed_kernel(job: Job, labs: Path, part: dict) -> Path:
     cwd.mkdir(parents=True, exist_ok=True)
     _give(sandbox_labs, job.uid)
     events, log = job.folder / "kernel-events.jsonl", job.folder / "kernel.log"
-    spec = _spec(job, "kernel", sandbox_labs, cwd, events=str(events), log=str(log))
+    spec = _spec(
+        job, "kernel", sandbox_labs, cwd, events=str(events), log=str(log),
+        readonly=["{connection_file}"],
+    )  # fmt: skip
     spec_path = spec.write(job.folder / "kernel-spec.json")
     kernels = job.folder / "jupyter"
     (kernels / "kernels" / KERNEL_NAME).mkdir(parents=True)
     kernel = {
-        "argv": command(spec_path, "-f", "{connection_file}"),
+        "argv": command(spec_path, "-f", "{connection_file}", spec=spec),
         "display_name": "course grader",
         "language": "python",
-        "interrupt_mode": "signal",
+        # Behind the wall a signal to the process group would end bwrap, not interrupt.
+        "interrupt_mode": "message" if job.wall else "signal",
     }
     (kernels / "kernels" / KERNEL_NAME / "kernel.json").write_text(json.dumps(kernel))
     return kernels
@@ -599,9 +624,10 @@ def _start_pytest(job: Job, attempt: int, nodeids: list[str], plabs: Path, run: 
     spec = _spec(
         job, "pytest", plabs, run, events=str(job.folder / "pytest-events.jsonl"),
         log=str(job.folder / f"pytest-{attempt}.log"), key=key, results=str(results), args=args,
+        readonly=[str(run)],
     )  # fmt: skip
     proc = subprocess.Popen(
-        command(spec.write(job.folder / f"pytest-spec-{attempt}.json")),
+        command(spec.write(job.folder / f"pytest-spec-{attempt}.json"), spec=spec),
         cwd=run,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -674,6 +700,7 @@ def grade_tests(job: Job, names: list[str]) -> dict:
     for attempt in range(MAX_PYTEST_ATTEMPTS):
         proc, path, key = _start_pytest(job, attempt, remaining, plabs, run, out)
         outcome = _watch(proc, path, key, limits)
+        outcome.returncode = inner_exit(outcome.returncode, job.wall)
         _cleanup(job, proc.pid)
         ran, ended, running = _read_run(outcome, remaining, problems, run / "tests")
         results.update(ran)
@@ -769,22 +796,23 @@ def _items(names: list[str], results: dict, part: dict) -> dict[str, dict]:
 def run_job(job: Job, names: list[str]) -> dict:
     """Grade one job; write and return its result."""
     _mkdir(job.folder, None)
-    sandbox = _mkdir(job.sandbox, None, 0o755)
-    for sub in ("home", "tmp"):
+    sandbox = _mkdir(job.sandbox, None, 0o711)
+    for sub in ("home", "tmp", "kernel"):
         _mkdir(sandbox / sub, job.uid)
     result: dict = {"job": asdict(job), "seconds": {}}
-    start = time.monotonic()
     try:
-        result["notebook"] = grade_notebook(job)
-        result["seconds"]["notebook"] = round(time.monotonic() - start, 2)
-        _write(job, result)
+        if "notebook" in job.phases:
+            start = time.monotonic()
+            result["notebook"] = grade_notebook(job)
+            result["seconds"]["notebook"] = round(time.monotonic() - start, 2)
+            _write(job, result)
         for sub in ("home", "tmp"):
             shutil.rmtree(sandbox / sub, ignore_errors=True)
             _mkdir(sandbox / sub, job.uid)
-        result["pytest"] = grade_tests(job, names)
-        result["seconds"]["pytest"] = round(
-            time.monotonic() - start - result["seconds"]["notebook"], 2
-        )
+        if "pytest" in job.phases:
+            start = time.monotonic()
+            result["pytest"] = grade_tests(job, names)
+            result["seconds"]["pytest"] = round(time.monotonic() - start, 2)
     except Exception:
         result["error"] = traceback.format_exc()
     finally:

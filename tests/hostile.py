@@ -10,8 +10,14 @@ Every sample starts from a known submission and adds one misbehaviour:
   cheating samples add a cheat to it, so they must still earn nothing.
 
 Every bomb stops by itself even if no limit fires (tests run as root): the
-memory bomb at 3 GB, the output flood at 300 MB, the fork bomb at 400 processes
-(each child exits after 2 s), the loops after two minutes.
+memory bomb at 3 GB, the output flood
+at 300 MB, the fork bomb at 400 processes (each child exits after 2 s), the loops
+after two minutes.
+
+The ``wall-*`` samples try what only the wall (bubblewrap) stops: another checkout of
+the course elsewhere on the disk, another slot's sandbox folder and the grader's job
+folders, other processes' ``/proc`` entries, the network. Behind the wall none of it is
+there; the audit hook, a tripwire, names what they reached for.
 """
 
 from __future__ import annotations
@@ -30,10 +36,25 @@ FAST, FAST_PYTEST = 19.0, 9.0
 
 @dataclass(frozen=True)
 class Context:
-    """Paths a hostile sample aims at: the grades folder and another student's checkout."""
+    """What a hostile sample aims at.
+
+    Attributes:
+        out: The grades folder.
+        victim: Another student's checkout.
+        second: A second checkout of the course elsewhere on the disk (hidden tests and all).
+        port: A port on the grader's loopback where something listens (0: none).
+    """
 
     out: Path
     victim: Path
+    second: Path = Path("/nonexistent")
+    port: int = 0
+
+
+def second_checkout(dest: Path) -> Path:
+    """A copy of the course's week-1 solutions, hidden tests included, at ``dest``."""
+    shutil.copytree(REPO / "solutions/week01", dest / "solutions/week01")
+    return dest
 
 
 @dataclass(frozen=True)
@@ -477,6 +498,66 @@ def _reference_only(dest: Path, ctx: Context) -> Path:
     return _reference(dest)
 
 
+#: Cells that reach past the wall; what they find is printed (the instructor's report keeps
+#: it). ``TOPS`` and ``PORT`` are filled in per run.
+SEARCH_DISK = """import os
+
+found = []
+for top in TOPS:
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev", "usr", "site-packages")]
+        found += [os.path.join(folder, f) for f in files if f == "test_train_hidden.py"]
+for path in found:
+    print(open(path).read())
+print("hidden tests found:", found)
+"""
+OTHER_SLOTS = """import glob
+
+for pattern in ("/tmp/course-grade-*/sandbox-*/labs/mlpipe/*.py",
+                "/tmp/course-grade-*/job-*/nbgrader/source/week01/lab.ipynb"):
+    for path in glob.glob(pattern):
+        print(path, open(path).read()[:200])
+"""
+OTHER_PROCESSES = """import os
+import re
+
+seen = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            seen.append(open(os.path.join("/proc", pid, "cmdline")).read().replace(chr(0), " "))
+        except OSError:
+            pass
+paths = sorted({p for line in seen for p in re.findall(r"/[^ ]*course-grade[^ ]*", line)})
+print(len(seen), "processes")
+for path in paths:  # the grader's files those command lines name
+    try:
+        print(path, open(path).read()[:200])
+    except OSError as err:
+        print(type(err).__name__, path)
+"""
+NETWORK = """import socket
+
+for address in (("192.0.2.1", 80), ("127.0.0.1", PORT)):
+    try:
+        socket.create_connection(address, timeout=3).sendall(b"GET / HTTP/1.0")
+        print("reached", address)
+    except OSError as err:
+        print(type(err).__name__, address)
+"""
+
+
+def _wall_sample(code: str):
+    def make(dest: Path, ctx: Context) -> Path:
+        fast(dest)
+        tops = repr(["/", str(ctx.second)])
+        source = code.replace("TOPS", tops).replace("PORT", str(ctx.port or 9))
+        _add_cell(dest, "test_task2_split", source)
+        return dest
+
+    return make
+
+
 HIDDEN_EVALUATE = (
     ("hidden/test_train_hidden.py::test_evaluate_confusion_matrix_on_known_predictions", "error"),
 )
@@ -573,6 +654,22 @@ SAMPLES = {
     "tests-hang": (
         _fast_package(HANG_EVALUATE),
         Expected("timeout", "ran past the", FAST - 1, HIDDEN_EVALUATE),
+    ),
+    "wall-second-checkout": (
+        _wall_sample(SEARCH_DISK),
+        Expected("forbidden-access", "tried to read /tmp/course-grade-", FAST),
+    ),
+    "wall-other-slots": (
+        _wall_sample(OTHER_SLOTS),
+        Expected("forbidden-access", "tried to read /tmp/course-grade-", FAST),
+    ),
+    "wall-processes": (
+        _wall_sample(OTHER_PROCESSES),
+        Expected("forbidden-access", "tried to read /tmp/course-grade-", FAST),
+    ),
+    "wall-network": (
+        _wall_sample(NETWORK),
+        Expected("forbidden-access", "tried to connect to 192.0.2.1:80", FAST),
     ),
 }
 

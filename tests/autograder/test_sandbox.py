@@ -18,7 +18,7 @@ def test_a_spec_survives_the_round_trip_and_only_its_owner_reads_it(tmp_path):
     spec = Spec(
         mode="probe", root=str(tmp_path), cwd=str(tmp_path), labs=str(tmp_path),
         env={"PATH": "/usr/bin"}, limits=Limits(cell_timeout=7, memory_mb=100), uid=61000,
-        hide=["/secret"], args=["-q"],
+        wall=True, readonly=[str(tmp_path / "run")], args=["-q"],
     )  # fmt: skip
     path = spec.write(tmp_path / "spec.json")
     assert oct(path.stat().st_mode & 0o777) == "0o600"
@@ -158,3 +158,153 @@ def test_a_git_lookup_from_the_graders_code_is_refused_and_not_reported(tmp_path
         {"kind": "read", "path": str(checkout / "labs/mlpipe/train.py")},
         {"kind": "read", "path": str(obj)},
     ]
+
+
+def test_a_confirming_run_doubles_every_time_limit_and_keeps_the_others():
+    limits = Limits(cell_timeout=12, test_timeout=20, memory_mb=1536, processes=96)
+    doubled = limits.doubled()
+    assert (doubled.cell_timeout, doubled.test_timeout, doubled.pytest_timeout) == (24, 40, 1200)
+    assert doubled.cpu_seconds == 2 * limits.cpu_seconds
+    assert (doubled.memory_mb, doubled.processes) == (1536, 96)
+    assert doubled.file_mb == limits.file_mb and doubled.output_kb == limits.output_kb
+
+
+@pytest.mark.parametrize(
+    ("code", "walled", "inner"),
+    [(137, True, -9), (139, True, -11), (1, True, 1), (137, False, 137), (None, True, None)],
+)
+def test_bubblewraps_return_code_gives_back_the_signal_that_ended_the_process(code, walled, inner):
+    assert sandbox.inner_exit(code, walled) == inner
+
+
+# --- the wall ----------------------------------------------------------------------------
+
+WALLED = pytest.mark.skipif(
+    os.getuid() != 0 or bool(sandbox.wall_problem()), reason="the wall needs root and bwrap"
+)
+
+#: Run behind the wall as the student's code runs: it reports what it can reach.
+SURVEY = r"""
+import json, os, socket, sys
+
+secrets, port, names = json.loads(sys.argv[1]), int(sys.argv[2]), []
+for top in ("/", "/tmp"):
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in ("/proc", "/sys", "/dev")]
+        names += [os.path.join(folder, f) for f in files]
+leaks, system = [], ("/usr/", "/etc/", sys.base_prefix + "/")
+texts = (".py", ".ipynb", ".json", ".txt", ".md", ".yaml", ".yml", ".toml", ".cfg", ".pth")
+for path in names:  # the system's and the installed packages' files are not the course's
+    if path.startswith(system) or ("site-packages" in path and not path.endswith(".pth")):
+        continue
+    if not path.endswith(texts) or os.path.getsize(path) > 2**20:
+        continue
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        continue
+    leaks += [path for line in secrets if line in text]
+reached = []
+for address in (("127.0.0.1", port), ("192.0.2.1", 80)):
+    try:
+        socket.create_connection(address, timeout=3)
+        reached.append(address)
+    except OSError:
+        pass
+cmdlines = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            cmdlines.append(open(f"/proc/{pid}/cmdline").read())
+        except OSError:
+            pass
+print(json.dumps({"uid": os.getuid(), "files": len(names), "leaks": sorted(set(leaks)),
+                  "hidden": [p for p in names if "/hidden/" in p], "reached": reached,
+                  "cmdlines": cmdlines, "visible": sorted(p for p in names if "/tmp/" in p)}))
+"""
+
+
+def _hidden_lines() -> list[str]:
+    """Lines only the hidden tests and hidden notebook cells hold (every week), as the
+    grader scrubs them from feedback; short ones are too common to tell anything."""
+    from autograder.config import WEEKS
+    from autograder.grade import hidden_lines
+    from autograder.sources import find_source
+
+    source = find_source()
+    lines = {line for week in WEEKS.values() for line in hidden_lines(source, week)}
+    return sorted(line for line in lines if len(line) > 30)
+
+
+def _walled_probe(root, uid: int, grader, args: list[str]) -> dict:
+    """Run a probe behind the wall in the sandbox folder ``root``: its answer."""
+    spec = Spec(
+        mode="probe", root=str(root), cwd=str(root), labs=str(root), uid=uid, wall=True,
+        env={"PATH": "/usr/bin:/bin"}, events=str(grader / "events.jsonl"), args=args,
+    )  # fmt: skip
+    proc = subprocess.run(
+        command(spec.write(grader / "spec.json"), spec=spec),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert answer["isolation"] == "uid+wall", proc.stderr
+    return answer
+
+
+@WALLED
+@pytest.mark.slow  # it walks and reads every file the wall lets in (about 10 s)
+def test_nothing_hidden_and_nothing_of_another_slot_is_there_behind_the_wall(tmp_path):
+    """The proof of the wall (issue 16): a process behind it, as the student's code runs,
+    finds no hidden test file and no hidden cell's text in any file it can see, no
+    second checkout of the course, no other slot's folder, no other process (its own
+    PID namespace) and no network: neither the grader's loopback nor the outside."""
+    import shutil
+    import socket
+
+    from autograder.config import REPO_ROOT
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(mode=0o711)
+    own, other = scratch / "sandbox-0", scratch / "sandbox-1"
+    for folder in (own, other):
+        folder.mkdir(mode=0o700)
+    (other / "alice.py").write_text("answer = 42  # another student's work\n")
+    second = tmp_path / "elsewhere" / "course"
+    shutil.copytree(REPO_ROOT / "solutions", second / "solutions")
+    secrets = _hidden_lines()
+    assert len(secrets) > 20
+    [uid] = sandbox.claim_uids(1)
+    sandbox.chown_tree(own, uid)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = str(listener.getsockname()[1])
+        answer = _walled_probe(own, uid, scratch, ["-c", SURVEY, json.dumps(secrets), port])
+    assert answer["child"] == 0
+    seen = json.loads(answer["output"])
+    assert seen["uid"] == uid and seen["files"] > 1000  # the venv and the system are there
+    assert seen["leaks"] == [] and seen["hidden"] == []
+    assert not [p for p in seen["visible"] if p.startswith((str(other), str(second)))]
+    assert seen["reached"] == []
+    assert len(seen["cmdlines"]) <= 4  # bwrap, the probe, its child: nothing else
+    ours = ("bwrap\0", f"{sys.executable}\0-I\0-m\0autograder.sandbox", f"{sys.executable}\0-c")
+    assert all(c.startswith(ours) for c in seen["cmdlines"]), seen["cmdlines"]
+
+
+@WALLED
+def test_a_probe_behind_the_wall_runs_as_the_slots_user_with_its_own_tmp(tmp_path):
+    """A file left in /tmp, /dev/shm or /var/tmp by one walled process is gone for the next."""
+    [uid] = sandbox.claim_uids(1)
+    root = tmp_path / "sandbox"
+    root.mkdir(mode=0o700)
+    os.chown(root, uid, uid)
+    code = (
+        "import os; print(os.getuid(), os.listdir('/tmp'), os.listdir('/dev/shm'), "
+        "os.listdir('/var/tmp'));"
+        "[open(f'{p}/left', 'w').write('x') for p in ('/tmp', '/dev/shm', '/var/tmp')]"
+    )
+    outputs = []
+    for _ in range(2):
+        answer = _walled_probe(root, uid, tmp_path, ["-c", code])
+        assert answer["child"] == 0, answer
+        outputs.append(answer["output"].split(" [")[0])
+        assert "left" not in answer["output"], answer["output"]
+    assert outputs == [str(uid), str(uid)]

@@ -67,12 +67,16 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("self-grading")
     sub = _checkout(root / "learner")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(grading, "probe", lambda *args: "")  # not root: no user of its own
-        full = grading.grade([sub], out=root / "grades", progress=False, jobs=2, limits=LIMITS)
+        # Not root: no user of its own and no wall; a learner's own work is trusted.
+        patch.setattr(grading, "probe", lambda *args, **kwargs: "")
+        full = grading.grade(
+            [sub], out=root / "grades", progress=False, jobs=2, limits=LIMITS,
+            trust_submissions=True,
+        )  # fmt: skip
         template = GradingSource(LABS, hidden_tests=False)
         visible = grading.grade(
             [sub], week=4, out=root / "template-grades", source=template, progress=False,
-            limits=LIMITS,
+            limits=LIMITS, trust_submissions=True,
         )  # fmt: skip
     return {r.week: r for r in full}, visible[0]
 

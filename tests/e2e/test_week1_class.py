@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import REPO
-from hostile import SAMPLES, Context, build
+from hostile import SAMPLES, Context, build, second_checkout
 from submissions import SAMPLES as GOLDEN_SAMPLES
 from submissions import hidden_test_lines
 
@@ -93,14 +94,20 @@ def batch(request, batches):
 def _grade_batch(root: Path, names: tuple[str, ...], limits: Limits) -> dict:
     out = root / "grades"
     hostile = [n for n in names if n in SAMPLES]
-    subs = build(root / "subs", Context(out=out, victim=root / "subs" / "reference"), hostile)
+    listener = socket.create_server(("127.0.0.1", 0))  # the grader's loopback: out of reach
+    ctx = Context(
+        out=out, victim=root / "subs" / "reference", port=listener.getsockname()[1],
+        second=second_checkout(root / "elsewhere" / "course"),
+    )  # fmt: skip
+    subs = build(root / "subs", ctx, hostile)
     for name in names:
         if name not in subs:
             subs[name] = GOLDEN_SAMPLES[name](root / "subs" / name)
     victim = sorted((subs["reference"] / "labs").rglob("*.*"))
     guarded = [REPO / p for p in GUARDED]
     before = _hashes([*victim, *guarded])
-    reports = grade(list(subs.values()), week=1, out=out, progress=False, jobs=2, limits=limits)
+    with listener:
+        reports = grade(list(subs.values()), week=1, out=out, progress=False, jobs=2, limits=limits)
     return {
         "out": out,
         "subs": subs,
@@ -244,7 +251,7 @@ def test_the_flood_is_not_kept(batches):
 def test_no_student_process_is_left_running(batch):
     if os.getuid() != 0:
         pytest.skip("the grader changes user only when it runs as root")
-    assert all(r.isolation.startswith("uid") for r in batch["reports"].values())
+    assert all(r.isolation == "uid+wall" for r in batch["reports"].values())
     import fcntl
 
     for uid in range(SLOT_UID_BASE, SLOT_UID_BASE + 8):
