@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpipe import train
+from mlpipe import registry, train
 from mlpipe.config import GateParams, TrackParams, TrainParams
+from mlpipe.registry import CHALLENGER, CHAMPION
 
-#: The alias of the model in production; only :func:`promote` moves it.
-CHAMPION = "champion"
 #: The gates, in the order :func:`decide` runs them.
 GATES = (
     "thresholds",
@@ -364,7 +363,7 @@ def promote(name: str, decision: Decision, version: str | int) -> bool:
     )
     if not decision.allowed:
         return False
-    client.set_registered_model_alias(name, CHAMPION, version)
+    registry.set_alias(name, CHAMPION, version)
     return True
     ### END SOLUTION
 
@@ -383,13 +382,7 @@ class Candidates:
 
 
 def _version_by_alias(name: str, alias: str) -> Any | None:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    return registry.version(name, alias)
 
 
 def candidates(name: str) -> Candidates:
@@ -407,7 +400,7 @@ def candidates(name: str) -> Candidates:
     """
     import mlflow
 
-    from mlpipe.track import CHALLENGER, TrackingError
+    from mlpipe.errors import TrackingError
 
     ### BEGIN SOLUTION
     challenger = _version_by_alias(name, CHALLENGER)
@@ -442,7 +435,7 @@ def gate_registry(
     ### BEGIN SOLUTION
     track.connect(track_params)
     found = candidates(name)
-    challenger = track.load_by_alias(name, track.CHALLENGER)
+    challenger = track.load_by_alias(name, CHALLENGER)
     champion = None if found.champion is None else track.load_by_alias(name, CHAMPION)
     return decide(challenger, champion, df, params, train_params), found
     ### END SOLUTION

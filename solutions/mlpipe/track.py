@@ -27,23 +27,17 @@ import pandas as pd
 from mlflow.entities import RunStatus
 from mlflow.models import infer_signature
 
-from mlpipe import train
+from mlpipe import registry, train
 from mlpipe.config import TrackParams, TrainParams, project_dir
+from mlpipe.errors import TrackingError
+from mlpipe.registry import CHALLENGER
 
-#: The SQLite file (inside the project folder) used when no URI is configured.
-DEFAULT_DB = "mlflow.db"
 #: Folder (inside the project folder) for artifacts of the SQLite store.
 ARTIFACTS_DIR = "mlartifacts"
-#: The alias a freshly tuned model gets; week 4's gates decide on ``champion``.
-CHALLENGER = "challenger"
 #: Name of the model inside a run.
 MODEL_NAME = "model"
 #: File name of the confusion-matrix figure among the run's artifacts.
 FIGURE_FILE = "confusion_matrix.png"
-
-
-class TrackingError(RuntimeError):
-    """A tracking problem the user can fix; the message is one sentence."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +69,7 @@ def tracking_uri(params: TrackParams) -> str:
         empty, else ``sqlite:///<project>/mlflow.db``.
     """
     ### BEGIN SOLUTION
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
-    return uri or f"sqlite:///{project_dir() / DEFAULT_DB}"
+    return registry.tracking_uri(params.tracking_uri)
     ### END SOLUTION
 
 
@@ -335,7 +328,7 @@ def register(name: str, model_uri: str, run_id: str, description: str) -> Any:
         raise TrackingError(f"Run {run_id} is {status}, not FINISHED; nothing was registered.")
     version = mlflow.register_model(model_uri, name)
     client.update_model_version(name, version.version, description=description)
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    registry.set_alias(name, CHALLENGER, version.version)
     return client.get_model_version(name, version.version)
     ### END SOLUTION
 
@@ -349,13 +342,5 @@ def load_by_alias(name: str, alias: str = CHALLENGER) -> Any:
             alias '<alias>'.``
     """
     ### BEGIN SOLUTION
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
-    except MlflowException:
-        raise TrackingError(
-            f"The registry at {mlflow.get_registry_uri()} has no model '{name}' "
-            f"with the alias '{alias}'."
-        ) from None
+    return registry.load(name, alias)
     ### END SOLUTION
