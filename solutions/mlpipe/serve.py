@@ -270,12 +270,19 @@ def resolve_model(settings: Settings) -> ModelRef:
             alias '<alias>'.``
     """
     ### BEGIN SOLUTION
+    from mlflow.exceptions import MlflowException
+
     uri = settings.tracking_uri or default_tracking_uri()
     _check_store(uri)
-    version = registry.version(settings.model_name, settings.model_alias, uri)
-    if version is None:
-        raise ServeError(registry.missing(settings.model_name, settings.model_alias, uri))
-    download_uri = registry.download_uri(settings.model_name, version.version, uri)
+    client = registry.client(uri)
+    try:
+        version = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+    except MlflowException:
+        raise ServeError(
+            f"The registry at {uri} has no model '{settings.model_name}' "
+            f"with the alias '{settings.model_alias}'."
+        ) from None
+    download_uri = client.get_model_version_download_uri(settings.model_name, version.version)
     return ModelRef(
         name=settings.model_name,
         alias=settings.model_alias,
