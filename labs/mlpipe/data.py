@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mlpipe.config import PrepareParams, ValidateParams
+from mlpipe.errors import DataError
 from mlpipe.files import write_json, write_text_atomic
 from mlpipe.train import FEATURES, METADATA_FILE, TARGET, fingerprint
 
@@ -37,10 +38,6 @@ RAW_COLUMNS = {
 }
 #: File, next to the processed CSV, that records its fingerprint and origin.
 FINGERPRINT_FILE = "fingerprint.json"
-
-
-class DataError(ValueError):
-    """A data file that cannot be used; the message is one sentence."""
 
 
 def write_raw(path: str | Path, per_class: int | None = None) -> Path:

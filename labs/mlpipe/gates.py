@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpipe import train
+from mlpipe import registry, train
 from mlpipe.config import GateParams, TrackParams, TrainParams
+from mlpipe.registry import CHALLENGER, CHAMPION
 
-#: The alias of the model in production; only :func:`promote` moves it.
-CHAMPION = "champion"
 #: The gates, in the order :func:`decide` runs them.
 GATES = (
     "thresholds",
@@ -277,13 +276,7 @@ class Candidates:
 
 
 def _version_by_alias(name: str, alias: str) -> Any | None:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    return registry.version(name, alias)
 
 
 def candidates(name: str) -> Candidates:
@@ -301,7 +294,7 @@ def candidates(name: str) -> Candidates:
     """
     import mlflow
 
-    from mlpipe.track import CHALLENGER, TrackingError
+    from mlpipe.errors import TrackingError
 
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.gates.candidates")

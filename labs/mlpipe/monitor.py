@@ -44,6 +44,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from mlpipe.config import MonitorParams
+from mlpipe.errors import PipelineError
 from mlpipe.files import write_json, write_text_atomic
 
 #: The column of the served label, in the window and in the reference.
@@ -64,7 +65,7 @@ QUALITY_JSON_FILE = "quality.json"
 PROM_FILE = "mlpipe.prom"
 
 
-class MonitorError(ValueError):
+class MonitorError(PipelineError, ValueError):
     """Input the monitor cannot judge; the message is one sentence."""
 
 

@@ -68,7 +68,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.routing import Route
 
-from mlpipe.config import project_dir
+from mlpipe import registry
+from mlpipe.config import PATHS, project_dir
+from mlpipe.errors import ServeError
 
 try:  # a faster JSON parser when it is installed (the course's lock has it); else the stdlib's
     import orjson
@@ -78,9 +80,9 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
 logger = logging.getLogger("mlpipe.serve")
 
 #: Where the inference log goes, inside the project folder.
-LOG_FILE = Path("logs") / "inference.jsonl"
+LOG_FILE = Path(PATHS.inference_log)
 #: Week 6's latest monitoring summary, inside the project folder (``python -m mlpipe monitor``).
-SUMMARY_FILE = Path("reports") / "monitoring" / "summary.json"
+SUMMARY_FILE = Path(PATHS.monitoring) / "summary.json"
 #: Paths that get their own label in the request metrics; anything else is ``other``.
 ENDPOINTS = ("/health", "/ready", "/metadata", "/predict", "/predict/batch", "/metrics")
 #: Python types of the MLflow signature's column types.
@@ -102,10 +104,6 @@ MAX_NAME = 40
 MAX_ERRORS = 5
 #: Longest error message, in characters.
 MAX_MESSAGE = 1000
-
-
-class ServeError(RuntimeError):
-    """A serving problem the user can fix; the message is one sentence."""
 
 
 def clip(text: object, limit: int = MAX_NAME) -> str:
@@ -158,8 +156,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLPIPE_SERVE_", protected_namespaces=())
 
-    model_name: str = "iris-classifier"
-    model_alias: str = "champion"
+    model_name: str = registry.DEFAULT_MODEL_NAME
+    model_alias: str = registry.CHAMPION
     tracking_uri: str | None = None
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
@@ -216,10 +214,7 @@ class ModelRef:
 
 def default_tracking_uri() -> str:
     """Week 3's store: ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
-    from mlpipe import track
-    from mlpipe.config import TrackParams
-
-    return track.tracking_uri(TrackParams())
+    return registry.tracking_uri()
 
 
 def _check_store(uri: str) -> None:
@@ -242,11 +237,7 @@ def _check_store(uri: str) -> None:
 
 def _download(download_uri: str, name: str, tracking_uri: str, dst: str) -> str:
     """Download one file of a logged model's artifacts into ``dst``; return its path."""
-    import mlflow
-
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{download_uri.rstrip('/')}/{name}", tracking_uri=tracking_uri, dst_path=dst
-    )
+    return registry.download(f"{download_uri.rstrip('/')}/{name}", tracking_uri, dst)
 
 
 def _signature_features(download_uri: str, tracking_uri: str) -> tuple[tuple[str, str], ...]:

@@ -27,23 +27,17 @@ import pandas as pd
 from mlflow.entities import RunStatus
 from mlflow.models import infer_signature
 
-from mlpipe import train
+from mlpipe import registry, train
 from mlpipe.config import TrackParams, TrainParams, project_dir
+from mlpipe.errors import TrackingError
+from mlpipe.registry import CHALLENGER
 
-#: The SQLite file (inside the project folder) used when no URI is configured.
-DEFAULT_DB = "mlflow.db"
 #: Folder (inside the project folder) for artifacts of the SQLite store.
 ARTIFACTS_DIR = "mlartifacts"
-#: The alias a freshly tuned model gets; week 4's gates decide on ``champion``.
-CHALLENGER = "challenger"
 #: Name of the model inside a run.
 MODEL_NAME = "model"
 #: File name of the confusion-matrix figure among the run's artifacts.
 FIGURE_FILE = "confusion_matrix.png"
-
-
-class TrackingError(RuntimeError):
-    """A tracking problem the user can fix; the message is one sentence."""
 
 
 @dataclass(frozen=True)

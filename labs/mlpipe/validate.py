@@ -33,7 +33,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from mlpipe.config import ValidateParams
-from mlpipe.data import DataError
+from mlpipe.errors import DataError, ValidationError
 from mlpipe.files import write_json
 from mlpipe.train import FEATURES, TARGET
 
@@ -85,17 +85,6 @@ class ValidationResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (the stage's report)."""
         return {"passed": self.passed, "checks": [asdict(check) for check in self.checks]}
-
-
-class ValidationError(ValueError):
-    """Data that failed validation; the message names every failed check."""
-
-    def __init__(self, result: ValidationResult) -> None:
-        self.result = result
-        details = "; ".join(f"{check.name}: {check.message}" for check in result.failed)
-        super().__init__(
-            f"Data failed {len(result.failed)} validation check(s), so training stops: {details}"
-        )
 
 
 def infer_schema(df: pd.DataFrame) -> dict[str, Any]:
