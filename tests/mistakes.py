@@ -262,8 +262,8 @@ MISTAKES += [
         "validate-stops-at-the-first-failure",
         2,
         "mlpipe/validate.py",
-        "    checks.append(check_drift(df, params, reference))\n",
-        "    checks.append(check_drift(df, params, reference))\n"
+        "    checks.append(check_drift(df, params, reference, dataset))\n",
+        "    checks.append(check_drift(df, params, reference, dataset))\n"
         "    failed = [c for c in checks if not c.passed]\n"
         "    checks = failed[:1] or checks  # the first problem is enough\n",
         _W2_VALIDATE + "test_every_failed_check_is_listed",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpipe.config import PrepareParams, ValidateParams
+from mlpipe.config import Dataset, PrepareParams, ValidateParams, dataset_for
 from mlpipe.errors import DataError
 from mlpipe.files import write_json, write_text_atomic
 from mlpipe.train import FEATURES, METADATA_FILE, TARGET, fingerprint
@@ -134,7 +134,11 @@ def first_bad_rows(values: pd.Series, low: float, high: float) -> tuple[int, int
 
 
 def check_training_data(
-    df: pd.DataFrame, params: ValidateParams, test_size: float, path: str | Path
+    df: pd.DataFrame,
+    params: ValidateParams,
+    test_size: float,
+    path: str | Path,
+    dataset: Dataset | None = None,
 ) -> pd.DataFrame:
     """Refuse data that training cannot use, before anything is fitted or written.
 
@@ -150,6 +154,11 @@ def check_training_data(
     stratified split needs 2); and too few rows for ``test_size`` to put one
     row of every label in the test set and in the training set.
 
+    ``dataset`` describes the columns (``None``: Iris with ``params``' ranges and
+    labels, :func:`mlpipe.config.dataset_for`): each numeric feature is checked
+    against its own range, each categorical one against its categories, and the
+    labels against ``dataset.labels``.
+
     Returns:
         ``df`` itself.
 
@@ -157,13 +166,25 @@ def check_training_data(
         DataError: The first problem found, in one sentence.
     """
     where = f"Data file '{path}'"
-    missing = [c for c in FEATURES + [TARGET] if c not in df.columns]
+    iris = dataset_for(params)
+    dataset = dataset or iris
+    features, target = dataset.feature_names, dataset.target
+    missing = [c for c in features + [target] if c not in df.columns]
     if missing:
         raise DataError(
-            f"{where} has no column {missing[0]}; training needs {FEATURES + [TARGET]}."
+            f"{where} has no column {missing[0]}; training needs {features + [target]}."
         )
-    low, high = params.feature_min, params.feature_max
-    for column in FEATURES:
+    for feature in dataset.features:
+        column = feature.name
+        if not feature.numeric:
+            _check_categories(df[column], feature.categories, where, column)
+            continue
+        low, high = feature.min, feature.max
+        keys = (
+            "validate.feature_min and feature_max"
+            if dataset == iris
+            else f"dataset.features.{column}"
+        )
         empty, text, outside = first_bad_rows(df[column], low, high)
         if empty >= 0:
             raise DataError(f"{where} has no value in column {column}, data row {empty + 1}.")
@@ -176,26 +197,16 @@ def check_training_data(
             value = _as_float(df[column].iloc[outside])
             raise DataError(
                 f"{where} has {value!r} in column {column}, data row {outside + 1}, outside "
-                f"the valid range [{low}, {high}] (validate.feature_min and feature_max)."
+                f"the valid range [{low}, {high}] ({keys})."
             )
-    labels = df[TARGET]
-    empty = np.flatnonzero(labels.isna().to_numpy())
-    if empty.size:
-        raise DataError(f"{where} has no value in column {TARGET}, data row {empty[0] + 1}.")
-    text = labels.astype(str)
-    unknown = np.flatnonzero(~text.isin(params.categories).to_numpy())
-    if unknown.size:
-        raise DataError(
-            f"{where} has the unknown label {text.iloc[unknown[0]]!r} in column {TARGET}, "
-            f"data row {unknown[0] + 1}; known: {', '.join(params.categories)}."
-        )
+    text = _check_categories(df[target], dataset.labels, where, target, "label")
     counts = text.value_counts()
     rare = counts[counts < 2]
     if len(rare):
         label = str(rare.index[0])
         row = int(np.flatnonzero(text.to_numpy() == label)[0]) + 1
         raise DataError(
-            f"{where} has only 1 row of the label {label!r} in column {TARGET} "
+            f"{where} has only 1 row of the label {label!r} in column {target} "
             f"(data row {row}); a stratified split needs at least 2 rows of each label."
         )
     n_test = math.ceil(test_size * len(df))
@@ -206,6 +217,27 @@ def check_training_data(
             f"a row of each of the {len(counts)} labels."
         )
     return df
+
+
+def _check_categories(
+    values: pd.Series, known: Any, where: str, column: str, what: str = "category"
+) -> pd.Series:
+    """Refuse an empty cell or a value not in ``known``; return the values as text.
+
+    Raises:
+        DataError: Naming the column and the data row (counted from 1).
+    """
+    empty = np.flatnonzero(values.isna().to_numpy())
+    if empty.size:
+        raise DataError(f"{where} has no value in column {column}, data row {empty[0] + 1}.")
+    text = values.astype(str)
+    unknown = np.flatnonzero(~text.isin(list(known)).to_numpy())
+    if unknown.size:
+        raise DataError(
+            f"{where} has the unknown {what} {text.iloc[unknown[0]]!r} in column {column}, "
+            f"data row {unknown[0] + 1}; known: {', '.join(known)}."
+        )
+    return text
 
 
 def clean(raw: pd.DataFrame, params: PrepareParams) -> pd.DataFrame:

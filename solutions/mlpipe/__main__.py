@@ -222,7 +222,8 @@ def _run_validate(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, "validate", ValidateParams)
     reference = validate.read_schema(args.reference) if args.reference else None
-    result = validate.validate_file(args.data, params, reference)
+    dataset = load_dataset(args.params)
+    result = validate.validate_file(args.data, params, reference, dataset=dataset)
     for check in result.checks:
         print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.message}")
     if args.report:
@@ -236,6 +237,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from mlpipe import train
 
     params = load_train_params(args.params)
+    dataset = load_dataset(args.params)
     out = args.out or models_dir() / params.model_name
     df = None
     if args.data:
@@ -243,9 +245,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
         ranges = load_params(args.params, "validate", ValidateParams)
         df = data.check_training_data(
-            data.read_processed(args.data), ranges, params.test_size, args.data
+            data.read_processed(args.data), ranges, params.test_size, args.data, dataset
         )
-    result = train.train(params, out, data=df)
+    elif dataset.feature_names != train.FEATURES or dataset.target != train.TARGET:
+        raise ParamsError(
+            f"train needs --data for the dataset '{dataset.name}' (Iris is built in)."
+        )
+    result = train.train(params, out, data=df, dataset=dataset)
     meta = result.metadata
     if args.data:
         meta = data.attach_lineage(result.model_dir, data.lineage(args.data))
@@ -264,7 +270,8 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mlpipe import data, evaluate
 
-    metrics = evaluate.evaluate_saved(args.model, data.read_processed(args.data))
+    dataset = load_dataset(args.params)
+    metrics = evaluate.evaluate_saved(args.model, data.read_processed(args.data), dataset)
     evaluate.write_metrics(metrics, args.metrics)
     print(f"accuracy {metrics['accuracy']:.4f} on {metrics['test_rows']} held-out rows")
     return 0
@@ -273,7 +280,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_schema(args: argparse.Namespace) -> int:
     from mlpipe import data, validate
 
-    print(f"schema written to {validate.write_schema(data.read_processed(args.data), args.out)}")
+    df, dataset = data.read_processed(args.data), load_dataset(args.params)
+    print(f"schema written to {validate.write_schema(df, args.out, dataset)}")
     return 0
 
 

@@ -1,0 +1,163 @@
+"""The dataset-generic path: a tiny synthetic binary frame with a categorical feature.
+
+Iris is covered by the weeks' own tests; these run every stage that reads the
+``dataset`` description on data that is not Iris (fast tier: each test well under 1 s).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlpipe import data, evaluate, train, validate
+from mlpipe.config import TrainParams, ValidateParams, load_dataset, parse_dataset
+from mlpipe.errors import DataError
+
+SPEC = {
+    "name": "toy",
+    "target": "churned",
+    "labels": ["no", "yes"],
+    "positive": "yes",
+    "cost_ratio": 4,
+    "features": {
+        "tenure": {"kind": "numeric", "min": 0, "max": 100, "unit": "months"},
+        "charges": {"kind": "numeric", "min": 0, "max": 200},
+        "contract": {"kind": "categorical", "categories": ["monthly", "yearly"]},
+    },
+}
+DATASET = parse_dataset(SPEC)
+PARAMS = ValidateParams(min_class_fraction=0.1)
+
+
+def frame(rows: int = 120, seed: int = 0) -> pd.DataFrame:
+    """Churn-like rows: short tenure on a monthly contract churns more often."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.uniform(0, 100, rows).round(1)
+    contract = rng.choice(["monthly", "yearly"], rows)
+    charges = rng.uniform(10, 150, rows).round(2)
+    risk = 1 / (1 + np.exp((tenure - 30) / 8)) * np.where(contract == "monthly", 1.0, 0.2)
+    churned = np.where(rng.uniform(size=rows) < risk, "yes", "no")
+    return pd.DataFrame(
+        {"tenure": tenure, "charges": charges, "contract": contract, "churned": churned}
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    return train.train(TrainParams(), out, data=frame(), dataset=DATASET)
+
+
+def test_the_model_one_hot_encodes_and_ignores_unknown_categories(trained):
+    model, _ = train.load_model(trained.model_dir)
+    first = model.estimator.steps[0] if hasattr(model, "estimator") else model.steps[0]
+    assert first[0] == "preprocess"
+    odd = pd.DataFrame({"tenure": [5.0], "charges": [50.0], "contract": ["weekly"]})
+    assert model.predict(odd)[0] in DATASET.labels
+
+
+def test_binary_metrics_and_the_cost_threshold(trained):
+    metrics = trained.metrics
+    assert metrics["threshold"] == pytest.approx(1 / (1 + 4))
+    for key in ("roc_auc", "pr_auc", "f1_positive"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["roc_auc"] > 0.7
+    model, _ = train.load_model(trained.model_dir)
+    X = frame(400, seed=1)[DATASET.feature_names]
+    p = model.predict_proba(X)[:, list(model.classes_).index("yes")]
+    assert ((p > metrics["threshold"]) == (model.predict(X) == "yes")).all()
+
+
+def test_evaluate_saved_writes_the_binary_metrics(trained):
+    got = evaluate.evaluate_saved(trained.model_dir, frame(), DATASET)
+    assert set(evaluate.BINARY_METRICS) <= got.keys()
+    assert got["test_rows"] == 24
+
+
+def test_multiclass_iris_keeps_its_metrics():
+    assert "roc_auc" not in train.evaluate(*_iris_model())
+
+
+def _iris_model():
+    df = train.load_data()
+    X_train, X_test, y_train, y_test = train.split_data(df, 0.2, 0)
+    return train.build_pipeline(TrainParams()).fit(X_train, y_train), X_test, y_test
+
+
+def test_validation_reads_ranges_and_categories_from_the_description():
+    assert validate.validate(frame(), PARAMS, dataset=DATASET).passed
+    bad = frame()
+    bad.loc[3, "contract"] = "weekly"
+    bad.loc[4, "tenure"] = 130.0
+    bad.loc[5, "churned"] = "maybe"
+    result = validate.validate(bad, PARAMS, dataset=DATASET)
+    failed = {c.name: c.message for c in result.failed}
+    assert failed.keys() == {"domain.ranges", "domain.categories"}
+    assert (
+        failed["domain.ranges"]
+        == "values outside the valid range in tenure (1 rows outside [0.0, 100.0])."
+    )
+    assert "unknown label(s) maybe" in failed["domain.categories"]
+    assert "unknown contract weekly; known: monthly, yearly" in failed["domain.categories"]
+
+
+def test_the_reference_schema_has_the_numeric_features_only():
+    schema = validate.infer_schema(frame(), DATASET)
+    assert schema["stats"].keys() == {"tenure", "charges"}
+    assert schema["categories"] == ["no", "yes"]
+    assert validate.validate(frame(seed=2), PARAMS, schema, DATASET).passed
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "sentence"),
+    [
+        (
+            2,
+            "contract",
+            "weekly",
+            "has the unknown category 'weekly' in column contract, data row 3; known: monthly, yearly.",
+        ),
+        (
+            0,
+            "tenure",
+            -1.0,
+            "has -1.0 in column tenure, data row 1, outside the valid range [0.0, 100.0] "
+            "(dataset.features.tenure).",
+        ),
+        (1, "churned", "maybe", "has the unknown label 'maybe' in column churned, data row 2"),
+    ],
+)
+def test_training_refuses_bad_rows_naming_the_description(row, column, value, sentence):
+    df = frame()
+    df.loc[row, column] = value
+    with pytest.raises(DataError) as caught:
+        data.check_training_data(df, PARAMS, 0.2, "toy.csv", DATASET)
+    assert str(caught.value).startswith(f"Data file 'toy.csv' {sentence}"), str(caught.value)
+
+
+def test_a_missing_target_is_named():
+    with pytest.raises(DataError, match="has no column churned"):
+        data.check_training_data(frame().drop(columns="churned"), PARAMS, 0.2, "t.csv", DATASET)
+
+
+@pytest.mark.slow
+def test_cli_trains_and_evaluates_the_described_data(tmp_path, capsys):
+    from mlpipe.__main__ import main
+
+    params = tmp_path / "params.yaml"
+    sections = {"dataset": SPEC, "validate": {"min_class_fraction": 0.1}}
+    params.write_text(yaml.safe_dump(sections, sort_keys=False))
+    assert load_dataset(params) == DATASET
+    csv = tmp_path / "toy.csv"
+    frame().to_csv(csv, index=False)
+    model = tmp_path / "models" / "toy-classifier"
+    assert main(["train", "--params", str(params), "--data", str(csv), "--out", str(model)]) == 0
+    assert capsys.readouterr().out.startswith("trained toy-classifier")
+    metrics = tmp_path / "metrics.json"
+    argv = ["evaluate", "--params", str(params), "--model", str(model), "--data", str(csv)]
+    assert main([*argv, "--metrics", str(metrics)]) == 0
+    assert "roc_auc" in metrics.read_text()
+    assert main(["train", "--params", str(params), "--out", str(model)]) == 2
+    assert "train needs --data for the dataset 'toy'" in capsys.readouterr().err
