@@ -82,6 +82,8 @@ class Paths:
 
 #: The pipeline's files (see :class:`Paths`).
 PATHS = Paths()
+#: The four measurements of the default data set, Iris, in centimetres.
+_IRIS = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 
 
 @dataclass(frozen=True)
@@ -321,8 +323,7 @@ class Feature:
 
 
 def _iris_features(low: float = 0.0, high: float = 10.0) -> tuple[Feature, ...]:
-    names = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-    return tuple(Feature(n, "numeric", low, high, "cm") for n in names)
+    return tuple(Feature(n, "numeric", low, high, "cm") for n in _IRIS)
 
 
 @dataclass(frozen=True)
@@ -562,6 +563,16 @@ class GateParams:
         max_latency_ms: Budget for the median time of one single-row prediction.
         max_size_kb: Budget for the size of the pickled model.
         seed: Seed of the invariance test's noise; same seed, same noise.
+        invariance_features: The numeric features the invariance test adds noise
+            to (``perturbation``, in each feature's unit); empty: every numeric feature.
+        directional: The directional rules, each ``{features: [...], increases: R}``
+            or ``{features: [...], decreases: R}`` (``feature: name`` for one):
+            adding ``directional_shift`` to those features must never move a
+            prediction the other way. ``R`` is ``label_rank`` (the position of the
+            predicted label in ``dataset.labels``) or ``positive`` (whether the
+            positive class is predicted; binary data sets only).
+        examples: The minimum-functionality examples, each ``{features: {name:
+            value, ...}, label: L}`` with every feature: each must be predicted ``L``.
     """
 
     min_accuracy: float = 0.9
@@ -574,8 +585,23 @@ class GateParams:
     max_latency_ms: float = 50.0
     max_size_kb: float = 256.0
     seed: int = 0
+    invariance_features: list[str] = field(default_factory=list)
+    directional: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"features": ["petal_length", "petal_width"], "increases": "label_rank"}
+        ]
+    )
+    examples: list[dict[str, Any]] = field(default_factory=lambda: list(IRIS_EXAMPLES))
 
     def __post_init__(self) -> None:
+        for rule in self.directional:
+            _check_rule(rule)
+        for example in self.examples:
+            if not isinstance(example, dict) or sorted(example) != ["features", "label"]:
+                raise ParamsError(
+                    "gates.examples must each be {features: {name: value, ...}, label: L}, "
+                    f"got {example!r}."
+                )
         for name in ("min_accuracy", "min_f1_macro", "tolerance", "min_invariance"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -588,6 +614,79 @@ class GateParams:
             value = getattr(self, name)
             if value <= 0:
                 raise ParamsError(f"gates.{name} must be greater than 0, got {value}.")
+
+
+#: Textbook flowers (close to each species' mean, in cm) every Iris model must recognise.
+IRIS_EXAMPLES = (
+    {"features": dict(zip(_IRIS, (5.0, 3.4, 1.5, 0.2), strict=True)), "label": "setosa"},
+    {"features": dict(zip(_IRIS, (5.9, 2.8, 4.3, 1.3), strict=True)), "label": "versicolor"},
+    {"features": dict(zip(_IRIS, (6.6, 3.0, 5.6, 2.1), strict=True)), "label": "virginica"},
+)
+#: What a directional rule may say moves (see :attr:`GateParams.directional`).
+RULE_TARGETS = ("label_rank", "positive")
+
+
+def _check_rule(rule: Any) -> None:
+    """Refuse a directional rule that is not ``{features: [...], increases|decreases: R}``."""
+    shape = "{features: [names], increases: label_rank}"
+    if not isinstance(rule, dict):
+        raise ParamsError(f"gates.directional rules must each be a mapping like {shape}.")
+    moves = [k for k in ("increases", "decreases") if k in rule]
+    named = [k for k in ("feature", "features") if k in rule]
+    if len(moves) != 1 or len(named) != 1 or len(rule) != 2:
+        raise ParamsError(f"gates.directional rule {rule!r} must be shaped {shape}.")
+    if rule[moves[0]] not in RULE_TARGETS:
+        raise ParamsError(
+            f"gates.directional rule {rule!r}: {moves[0]} must be label_rank or positive."
+        )
+
+
+def rule_features(rule: dict[str, Any]) -> list[str]:
+    """The features a directional rule shifts."""
+    return [rule["feature"]] if "feature" in rule else list(rule["features"])
+
+
+def check_gates(params: GateParams, dataset: Dataset) -> GateParams:
+    """Refuse behavioural gates that do not fit the data set, in one sentence naming the key.
+
+    Returns:
+        ``params`` itself.
+
+    Raises:
+        ParamsError: For a feature that is not a numeric feature of the data set
+            (invariance, directional), a ``positive`` rule without
+            ``dataset.positive``, or an example that lacks a feature, has an
+            unknown one, or a label not in ``dataset.labels``.
+    """
+    numeric = set(dataset.numeric)
+    for key, names in [("invariance_features", params.invariance_features)] + [
+        ("directional", rule_features(rule)) for rule in params.directional
+    ]:
+        for name in names:
+            if name not in numeric:
+                raise ParamsError(
+                    f"gates.{key} names {name!r}, which is not a numeric feature of "
+                    "dataset.features."
+                )
+    for rule in params.directional:
+        if "positive" in rule.values() and dataset.positive is None:
+            raise ParamsError("gates.directional uses 'positive', which needs dataset.positive.")
+    wanted = set(dataset.feature_names)
+    for example in params.examples:
+        given = set(example["features"]) if isinstance(example["features"], dict) else set()
+        if given != wanted:
+            raise ParamsError(
+                f"gates.examples: the example of {example['label']!r} must give exactly the "
+                f"features of dataset.features ({', '.join(dataset.feature_names)})."
+            )
+        if example["label"] not in dataset.labels:
+            raise ParamsError(f"gates.examples: {example['label']!r} is not one of dataset.labels.")
+    return params
+
+
+def load_gate_params(path: str | Path | None = None) -> GateParams:
+    """Load the ``gates`` section and check its behavioural gates against the data set."""
+    return check_gates(load_params(path, "gates", GateParams), load_dataset(path))
 
 
 @dataclass(frozen=True)

@@ -307,15 +307,15 @@ def _run_tune(args: argparse.Namespace) -> int:
 
 
 def _run_gate(args: argparse.Namespace) -> int:
-    from mlpipe.config import GateParams
+    from mlpipe.config import load_gate_params
 
     base = load_train_params(args.params)
-    params = load_params(args.params, "gates", GateParams)
+    params = load_gate_params(args.params)
     track_params = load_params(args.params, "track", TrackParams)
     from mlpipe import data, gates
 
-    df = data.read_processed(args.data)
-    decision, found = gates.gate_registry(base.model_name, df, params, base, track_params)
+    df, dataset = data.read_processed(args.data), load_dataset(args.params)
+    decision, found = gates.gate_registry(base.model_name, df, params, base, track_params, dataset)
     version = found.challenger.version
     champion = f"version {found.champion.version}" if found.champion else "none yet"
     print(f"{base.model_name}: challenger version {version}, champion {champion}")

@@ -234,7 +234,9 @@ def directional(
         after = [rank(label) for label in model.predict(grown)]
         down = sum(b > a for b, a in zip(before, after, strict=True))
         ### END SOLUTION
-        what = f"{' and '.join(features)} grew by {params.directional_shift}"
+        units = {dataset.feature(name).unit for name in features}
+        unit = f" {units.pop()}" if len(units) == 1 and None not in units else ""
+        what = f"{' and '.join(features)} grew by {params.directional_shift}{unit}"
         shown.append(what)
         if down:
             problems.append(

@@ -161,3 +161,97 @@ def test_cli_trains_and_evaluates_the_described_data(tmp_path, capsys):
     assert "roc_auc" in metrics.read_text()
     assert main(["train", "--params", str(params), "--out", str(model)]) == 2
     assert "train needs --data for the dataset 'toy'" in capsys.readouterr().err
+
+
+# --- gates -----------------------------------------------------------------------------------
+
+GATES = {
+    "invariance_features": ["charges"],
+    "directional": [{"feature": "tenure", "decreases": "positive"}],
+    "examples": [
+        {"features": {"tenure": 95.0, "charges": 50.0, "contract": "yearly"}, "label": "no"},
+        {"features": {"tenure": 1.0, "charges": 50.0, "contract": "monthly"}, "label": "yes"},
+    ],
+    "directional_shift": 10.0,
+    "perturbation": 1.0,
+    "min_accuracy": 0.5,
+    "min_f1_macro": 0.5,
+}
+
+
+def _gate_params(**changes):
+    from mlpipe.config import GateParams, check_gates, parse_section
+
+    return check_gates(parse_section("gates", {**GATES, **changes}, GateParams), DATASET)
+
+
+def test_behavioural_gates_come_from_params(trained):
+    from mlpipe import gates
+
+    model, _ = train.load_model(trained.model_dir)
+    X, params = frame()[DATASET.feature_names], _gate_params()
+    checks = {
+        c.name: c
+        for c in (
+            gates.invariance(model, X, params, DATASET),
+            gates.directional(model, X, params, DATASET),
+            gates.minimum_functionality(model, params, DATASET),
+        )
+    }
+    assert checks["invariance"].passed, checks["invariance"].detail
+    assert checks["directional"].passed, checks["directional"].detail
+    assert checks["minimum_functionality"].passed, checks["minimum_functionality"].detail
+    assert "tenure grew by 10.0 months" in checks["directional"].detail
+
+    class Backwards:
+        """Longer tenure means more churn: breaks the rule."""
+
+        classes_ = np.array(["no", "yes"])
+
+        def predict(self, X):
+            return np.where(X["tenure"] > 50, "yes", "no")
+
+    broken = gates.directional(Backwards(), frame()[DATASET.feature_names], _gate_params(), DATASET)
+    assert not broken.passed
+    assert "moved down the reverse order of the positive class when tenure grew" in broken.detail
+    missed = gates.minimum_functionality(Backwards(), _gate_params(), DATASET)
+    assert not missed.passed and "a textbook no was predicted yes" in missed.detail
+
+
+@pytest.mark.parametrize(
+    ("changes", "sentence"),
+    [
+        ({"invariance_features": ["contract"]}, "gates.invariance_features names 'contract'"),
+        (
+            {"directional": [{"feature": "petal_length", "increases": "label_rank"}]},
+            "gates.directional names 'petal_length'",
+        ),
+        ({"directional": [{"feature": "tenure", "grows": "positive"}]}, "gates.directional rule"),
+        (
+            {"examples": [{"features": {"tenure": 1.0}, "label": "no"}]},
+            "gates.examples: the example of 'no' must give exactly",
+        ),
+        (
+            {"examples": [{**GATES["examples"][0], "label": "maybe"}]},
+            "gates.examples: 'maybe' is not one of dataset.labels.",
+        ),
+    ],
+)
+def test_gates_that_do_not_fit_the_dataset_are_one_sentence(changes, sentence):
+    from mlpipe.config import ParamsError
+
+    with pytest.raises(ParamsError) as caught:
+        _gate_params(**changes)
+    assert str(caught.value).startswith(sentence), str(caught.value)
+
+
+def test_iris_default_gates_reproduce_the_week_4_gates():
+    from mlpipe import gates
+    from mlpipe.config import GateParams
+
+    model, X, _ = _iris_model()
+    assert gates.minimum_functionality(model) == gates.minimum_functionality(model, GateParams())
+    assert gates.invariance(model, X, GateParams()).passed
+    assert gates.directional(model, X, GateParams()).detail == (
+        "no prediction moved down when petal_length and petal_width grew by 1.0 cm."
+    )
