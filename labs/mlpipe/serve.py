@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -112,23 +112,40 @@ def clip(text: object, limit: int = MAX_NAME) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def feature_range(settings: "Settings") -> tuple[float, float]:
-    """The valid range of every numeric feature: week 2's ``validate`` parameters.
+def served_dataset(settings: "Settings") -> Any:
+    """The data set of the params file (:func:`mlpipe.config.load_dataset`; Iris without one).
 
     Raises:
         ServeError: When the params file is unusable, in one sentence.
     """
-    from mlpipe.config import ParamsError, ValidateParams, load_params
+    from mlpipe.config import ParamsError, load_dataset
 
     path: Path | None = settings.params_file
     if path is None:
         path = project_dir() / "params.yaml"
         path = path if path.is_file() else None
     try:
-        params = load_params(path, "validate", ValidateParams)
+        return load_dataset(path)
     except ParamsError as err:
         raise ServeError(str(err)) from None
-    return float(params.feature_min), float(params.feature_max)
+
+
+def feature_range(settings: "Settings") -> tuple[float, float]:
+    """The valid range of a numeric feature: week 2's ``validate`` parameters.
+
+    With a ``dataset`` section (week 8), the span of every numeric feature's range
+    (the smallest ``min`` to the largest ``max``).
+
+    Raises:
+        ServeError: When the params file is unusable, in one sentence.
+    """
+    numeric = [f for f in served_dataset(settings).features if f.numeric]
+    return float(min(f.min for f in numeric)), float(max(f.max for f in numeric))
+
+
+def feature_categories(settings: "Settings") -> dict[str, tuple[str, ...]]:
+    """The categories of each categorical feature of the served data set (none for Iris)."""
+    return {f.name: f.categories for f in served_dataset(settings).features if not f.numeric}
 
 
 class Settings(BaseSettings):
@@ -302,7 +319,9 @@ class BatchPrediction(BaseModel):
     predictions: list[str]
 
 
-def row_schema(features: tuple[tuple[str, str], ...]) -> type[BaseModel]:
+def row_schema(
+    features: tuple[tuple[str, str], ...], categories: dict[str, tuple[str, ...]] | None = None
+) -> type[BaseModel]:
     """Build the pydantic model of one input row from the model's signature.
 
     Every column is a required field of its type, in strict mode (``"5.1"`` is
@@ -311,10 +330,13 @@ def row_schema(features: tuple[tuple[str, str], ...]) -> type[BaseModel]:
 
     Args:
         features: ``(column, MLflow type)`` pairs, e.g. ``("sepal_length", "double")``.
+        categories: Week 8: the categories of each categorical column (see
+            :func:`feature_categories`); such a field is an enum of them.
 
     Returns:
         A pydantic model class named ``Row``.
     """
+    categories = categories or {}
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.serve.row_schema")
 
@@ -1293,7 +1315,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     ref = resolve_model(settings)
-    row = row_schema(ref.features)
+    row = row_schema(ref.features, feature_categories(settings))
     state = ServeState(settings, ref, row)
     app = FastAPI(
         title="mlpipe serving",

@@ -255,3 +255,29 @@ def test_iris_default_gates_reproduce_the_week_4_gates():
     assert gates.directional(model, X, GateParams()).detail == (
         "no prediction moved down when petal_length and petal_width grew by 1.0 cm."
     )
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # importing the app costs seconds
+def test_served_rows_have_categorical_fields_as_enums(tmp_path, monkeypatch):
+    from pydantic import ValidationError
+
+    from mlpipe import serve
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"dataset": SPEC}, sort_keys=False))
+    settings = serve.Settings(params_file=params)
+    categories = serve.feature_categories(settings)
+    assert categories == {"contract": ("monthly", "yearly")}
+    assert serve.feature_range(settings) == (0.0, 200.0)
+    features = (("tenure", "double"), ("charges", "double"), ("contract", "string"))
+    row = serve.row_schema(features, categories)
+    assert row.model_json_schema()["properties"]["contract"]["enum"] == ["monthly", "yearly"]
+    row.model_validate({"tenure": 3.0, "charges": 20.0, "contract": "yearly"})
+    with pytest.raises(ValidationError):
+        row.model_validate({"tenure": 3.0, "charges": 20.0, "contract": "weekly"})
+    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "empty"))
+    iris = serve.Settings(params_file=None)
+    assert (serve.feature_categories(iris), serve.feature_range(iris)) == ({}, (0.0, 10.0))
