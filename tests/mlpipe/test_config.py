@@ -7,6 +7,7 @@ import shlex
 import pytest
 import yaml
 from conftest import SOLUTIONS
+from test_generic import SPEC
 
 from mlpipe import errors, registry
 from mlpipe.config import (
@@ -103,6 +104,11 @@ def test_tracking_uri_rule(monkeypatch, tmp_path):
     assert registry.tracking_uri("http://127.0.0.1:5000") == "sqlite:///elsewhere.db"
 
 
+def test_the_model_name_default_is_the_registry_s():
+    assert TrainParams().model_name == registry.DEFAULT_MODEL_NAME == "iris-classifier"
+
+
+@pytest.mark.slow  # imports MLflow and the app: seconds
 def test_one_model_name_and_one_set_of_aliases():
     from mlpipe import gates, serve, track
 
@@ -114,17 +120,7 @@ def test_one_model_name_and_one_set_of_aliases():
 
 # --- the dataset section --------------------------------------------------------------------
 
-CHURN = {
-    "name": "churn",
-    "target": "churned",
-    "labels": ["no", "yes"],
-    "positive": "yes",
-    "cost_ratio": 5,
-    "features": {
-        "tenure": {"kind": "numeric", "min": 0, "max": 120, "unit": "months"},
-        "contract": {"kind": "categorical", "categories": ["monthly", "yearly"]},
-    },
-}
+CHURN = SPEC  # a binary data set with a categorical feature (test_generic.py)
 
 
 def _write(tmp_path, sections: dict):
@@ -150,16 +146,16 @@ def test_a_categorical_binary_dataset_is_parsed(tmp_path):
     path = _write(tmp_path, {"dataset": CHURN})
     ds = load_dataset(path)
     assert (ds.name, ds.target, ds.labels, ds.positive, ds.cost_ratio) == (
-        "churn",
+        "toy",
         "churned",
         ("no", "yes"),
         "yes",
-        5.0,
+        4.0,
     )
-    assert (ds.numeric, ds.categorical, ds.binary) == (["tenure"], ["contract"], True)
-    assert ds.feature("tenure") == Feature("tenure", "numeric", 0.0, 120.0, "months")
+    assert (ds.numeric, ds.categorical, ds.binary) == (["tenure", "charges"], ["contract"], True)
+    assert ds.feature("tenure") == Feature("tenure", "numeric", 0.0, 100.0, "months")
     assert ds.feature("contract").categories == ("monthly", "yearly")
-    assert load_train_params(path).model_name == "churn-classifier"
+    assert load_train_params(path).model_name == "toy-classifier"
     named = _write(tmp_path, {"dataset": CHURN, "train": {"model_name": "mine"}})
     assert load_train_params(named).model_name == "mine"
 
