@@ -400,6 +400,7 @@ def _run_monitor(args: argparse.Namespace) -> int:
         labels=args.labels,
         since=args.since,
         last=args.last,
+        dataset=load_dataset(_project_params(args)),
     )
     summary = result.summary
     torn = f", {summary.torn_lines} torn last line skipped" if summary.torn_lines else ""

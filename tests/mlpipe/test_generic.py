@@ -281,3 +281,54 @@ def test_served_rows_have_categorical_fields_as_enums(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "empty"))
     iris = serve.Settings(params_file=None)
     assert (serve.feature_categories(iris), serve.feature_range(iris)) == ({}, (0.0, 10.0))
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+
+def _log(path, df: pd.DataFrame) -> None:
+    import json
+
+    lines = [
+        json.dumps(
+            {
+                "request_id": f"r{i}",
+                "time": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00",
+                "model_name": "toy-classifier",
+                "model_version": "1",
+                "inputs": {f: row[f] for f in DATASET.feature_names},
+                "output": row["churned"],
+                "latency_ms": 1.0,
+            }
+        )
+        for i, row in enumerate(df.to_dict("records"))
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow  # Evidently takes seconds to import
+@pytest.mark.parametrize("drifted", [False, True])
+def test_monitor_tests_categorical_features_with_chi_square(tmp_path, drifted):
+    from mlpipe import monitor
+    from mlpipe.config import MonitorParams
+
+    reference = tmp_path / "reference.csv"
+    frame(400).to_csv(reference, index=False)
+    schema = validate.write_schema(frame(400), tmp_path / "schema.json", DATASET)
+    window = frame(200, seed=5)
+    if drifted:
+        window["contract"] = "monthly"
+    _log(tmp_path / "log.jsonl", window)
+    result = monitor.monitor(
+        tmp_path / "log.jsonl",
+        reference,
+        schema,
+        tmp_path / "out",
+        MonitorParams(),
+        dataset=DATASET,
+    )
+    features = result.summary.features
+    assert list(features) == ["tenure", "charges", "contract"]
+    assert (features["tenure"].test, features["contract"].test) == ("ks", "chisquare")
+    assert features["contract"].drifted is drifted
+    assert not features["tenure"].drifted
