@@ -271,7 +271,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from mlpipe import data, evaluate
 
     dataset = load_dataset(args.params)
-    metrics = evaluate.evaluate_saved(args.model, data.read_processed(args.data), dataset)
+    metrics = evaluate.evaluate_saved(args.model, data.read_described(args.data, dataset), dataset)
     evaluate.write_metrics(metrics, args.metrics)
     print(f"accuracy {metrics['accuracy']:.4f} on {metrics['test_rows']} held-out rows")
     return 0
@@ -280,7 +280,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_schema(args: argparse.Namespace) -> int:
     from mlpipe import data, validate
 
-    df, dataset = data.read_processed(args.data), load_dataset(args.params)
+    dataset = load_dataset(args.params)
+    df = data.read_described(args.data, dataset)
     print(f"schema written to {validate.write_schema(df, args.out, dataset)}")
     return 0
 
@@ -290,9 +291,10 @@ def _run_tune(args: argparse.Namespace) -> int:
 
     base = load_train_params(args.params)
     params = load_params(args.params, "track", TrackParams)
-    df = data.read_processed(args.data)
+    dataset = load_dataset(args.params)
+    df = data.read_described(args.data, dataset)
     track.connect(params)
-    result = track.tune(base, params, df)
+    result = track.tune(base, params, df, dataset)
     description = (
         f"Best of {params.n_trials} Optuna trials (seed {params.seed}): C={result.best_params['C']:.4g}, "
         f"cv accuracy {result.best_score:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}."
@@ -314,7 +316,8 @@ def _run_gate(args: argparse.Namespace) -> int:
     track_params = load_params(args.params, "track", TrackParams)
     from mlpipe import data, gates
 
-    df, dataset = data.read_processed(args.data), load_dataset(args.params)
+    dataset = load_dataset(args.params)
+    df = data.read_described(args.data, dataset)
     decision, found = gates.gate_registry(base.model_name, df, params, base, track_params, dataset)
     version = found.challenger.version
     champion = f"version {found.champion.version}" if found.champion else "none yet"

@@ -298,6 +298,18 @@ def read_processed(path: str | Path) -> pd.DataFrame:
     return read_csv(path)
 
 
+def read_described(path: str | Path, dataset: Dataset) -> pd.DataFrame:
+    """Read processed data that must hold the described target and features.
+
+    Raises:
+        DataError: When the file cannot be read, or lacks the target or a feature
+            (the sentence names the column and the ``dataset`` key that names it).
+    """
+    df = read_processed(path)
+    dataset.require_columns(df.columns, f"Data file '{path}'")
+    return df
+
+
 def lineage(processed_path: str | Path) -> dict[str, Any]:
     """Describe the data version a model is trained on, for its metadata.
 

@@ -332,3 +332,27 @@ def test_monitor_tests_categorical_features_with_chi_square(tmp_path, drifted):
     assert (features["tenure"].test, features["contract"].test) == ("ks", "chisquare")
     assert features["contract"].drifted is drifted
     assert not features["tenure"].drifted
+
+
+@pytest.mark.slow  # MLflow: a real SQLite store, a search, the registry and the gates
+def test_tune_and_gate_the_described_data_through_the_registry(tmp_path, monkeypatch, capsys):
+    from mlpipe.__main__ import main
+
+    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    sections = {
+        "dataset": SPEC,
+        "validate": {"min_class_fraction": 0.1},
+        "track": {"n_trials": 2, "cv_folds": 3, "experiment": "toy"},
+        "gates": {**GATES, "max_latency_ms": 5000.0},  # this proves the wiring, not the speed
+    }
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(sections, sort_keys=False))
+    csv = tmp_path / "toy.csv"
+    frame(200).to_csv(csv, index=False)
+    assert main(["tune", "--params", str(params), "--data", str(csv)]) == 0
+    assert "registered toy-classifier version 1 as 'challenger'" in capsys.readouterr().out
+    assert main(["gate", "--params", str(params), "--data", str(csv), "--promote"]) == 0, (
+        capsys.readouterr()
+    )
+    assert "promoted: 'champion' now points at version 1" in capsys.readouterr().out
