@@ -173,8 +173,10 @@ def directional(
     Adds ``directional_shift`` cm to ``petal_length`` and ``petal_width`` of
     every row of ``X``; the predicted species' position in
     :data:`SPECIES_ORDER` must not decrease for any row. (Week 8: each rule of
-    ``gates.directional`` in turn, see :func:`rule_ranks`; the default rule is
-    this one.)
+    ``gates.directional`` in turn; the default rule is this one.) For each rule
+    your code adds ``directional_shift`` to ``grown[features]`` and sets ``down``,
+    the number of rows whose rank went down: ``rank = rule_ranks(rule, dataset)``
+    maps a predicted label to its rank (for Iris, its position in :data:`SPECIES_ORDER`).
 
     Returns:
         A passed check when no prediction moved down; on failure the detail
