@@ -212,8 +212,8 @@ MISTAKES += [
         "labels-not-stripped",
         2,
         "mlpipe/data.py",
-        "    labels = df[TARGET].astype(str).str.strip()\n",
-        "    labels = df[TARGET].astype(str)\n",
+        "    labels = df[target].astype(str).str.strip()\n",
+        "    labels = df[target].astype(str)\n",
         _W2_DATA + "test_clean_renames_columns_and_labels",
         ("clean() turned the raw labels", "expected ['setosa', 'versicolor']", "strip"),
     ),
@@ -221,7 +221,7 @@ MISTAKES += [
         "missing-column-raises-key-error",
         2,
         "mlpipe/data.py",
-        "    missing = [name for name in RAW_COLUMNS if name not in raw.columns]\n"
+        "    missing = [name for name in columns if name not in raw.columns]\n"
         "    if missing:\n"
         "        raise DataError(\n"
         '            f"The raw data has no column {missing[0]!r}; '

@@ -212,7 +212,8 @@ def _run_fetch(args: argparse.Namespace) -> int:
 def _run_prepare(args: argparse.Namespace) -> int:
     from mlpipe import data
 
-    info = data.prepare(args.raw, args.out, load_params(args.params, "prepare", PrepareParams))
+    params = load_params(args.params, "prepare", PrepareParams)
+    info = data.prepare(args.raw, args.out, params, load_dataset(args.params))
     print(f"prepared {info['rows']} rows into {args.out} ({info['fingerprint']})")
     return 0
 

@@ -240,12 +240,27 @@ def _check_categories(
     return text
 
 
-def clean(raw: pd.DataFrame, params: PrepareParams) -> pd.DataFrame:
+def raw_columns(dataset: Dataset | None = None) -> dict[str, str]:
+    """The raw file's columns, mapped to the pipeline's names.
+
+    Iris (``None``, or a data set with Iris's columns): the provider's names of
+    :data:`RAW_COLUMNS`. Any other data set: its described features and target,
+    named as they are.
+    """
+    if dataset is None or (dataset.feature_names, dataset.target) == (FEATURES, TARGET):
+        return RAW_COLUMNS
+    names = [*dataset.feature_names, dataset.target]
+    return dict(zip(names, names, strict=True))
+
+
+def clean(raw: pd.DataFrame, params: PrepareParams, dataset: Dataset | None = None) -> pd.DataFrame:
     """Turn a raw frame into the pipeline's columns and label names.
 
     Args:
         raw: The frame read from the raw file, with the ``RAW_COLUMNS`` names.
         params: ``label_prefix`` is stripped from every label.
+        dataset: The data's description (week 8); ``None`` is Iris, whose raw
+            columns have the provider's names (see :func:`raw_columns`).
 
     Returns:
         A new frame with the columns ``FEATURES + [TARGET]`` in that order
@@ -256,6 +271,8 @@ def clean(raw: pd.DataFrame, params: PrepareParams) -> pd.DataFrame:
     Raises:
         DataError: When a raw column is missing, naming it.
     """
+    columns = raw_columns(dataset)
+    features, target = list(columns.values())[:-1], list(columns.values())[-1]
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.data.clean")
 
@@ -269,7 +286,12 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -> dict[str, Any]:
+def prepare(
+    raw_path: str | Path,
+    out_path: str | Path,
+    params: PrepareParams,
+    dataset: Dataset | None = None,
+) -> dict[str, Any]:
     """Run the stage: read raw data, clean it, write it with its fingerprint.
 
     Args:
@@ -277,6 +299,7 @@ def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -
         out_path: The processed CSV to write; ``fingerprint.json`` is written
             next to it.
         params: The ``prepare`` parameters.
+        dataset: The data's description; ``None`` is Iris (see :func:`clean`).
 
     Returns:
         What ``fingerprint.json`` holds: ``fingerprint`` (of the cleaned frame

@@ -356,3 +356,16 @@ def test_tune_and_gate_the_described_data_through_the_registry(tmp_path, monkeyp
         capsys.readouterr()
     )
     assert "promoted: 'champion' now points at version 1" in capsys.readouterr().out
+
+
+def test_prepare_keeps_the_described_columns_and_strips_the_labels(tmp_path):
+    from mlpipe.config import PrepareParams
+
+    raw = frame(40).assign(extra=1, churned=lambda d: " " + d["churned"])
+    raw[["extra", *DATASET.feature_names, "churned"]].to_csv(tmp_path / "raw.csv", index=False)
+    info = data.prepare(tmp_path / "raw.csv", tmp_path / "out.csv", PrepareParams(""), DATASET)
+    assert info["columns"] == [*DATASET.feature_names, "churned"]
+    processed = data.read_processed(tmp_path / "out.csv")
+    assert set(processed["churned"]) <= {"no", "yes"}
+    with pytest.raises(DataError, match="The raw data has no column 'churned'"):
+        data.clean(raw.drop(columns="churned"), PrepareParams(""), DATASET)
