@@ -54,7 +54,7 @@ MISTAKES = [
         "leakage-scaler-before-split",
         1,
         "mlpipe/train.py",
-        "    X_train, X_test, y_train, y_test = split_data(df, params.test_size, params.seed)\n",
+        "    X_train, X_test, y_train, y_test = split_data(df, params.test_size, params.seed, dataset)\n",
         "    scaled = df.copy()\n"
         "    scaled[FEATURES] = StandardScaler().fit_transform(df[FEATURES])  # all rows\n"
         "    X_train, X_test, y_train, y_test = split_data(scaled, params.test_size, params.seed)\n",
@@ -65,7 +65,7 @@ MISTAKES = [
         "leakage-fit-on-all-rows",
         1,
         "mlpipe/train.py",
-        "    model = build_pipeline(params).fit(X_train, y_train)\n",
+        "    model = build_pipeline(params, dataset).fit(X_train, y_train)\n",
         "    model = build_pipeline(params).fit(df[FEATURES], df[TARGET])\n",
         _CLI,
         ("train()", "scaler", "expected those of the training rows only"),
@@ -160,7 +160,7 @@ MISTAKES = [
         "split-not-stratified",
         1,
         "mlpipe/train.py",
-        ", stratify=df[TARGET]",
+        ", stratify=df[target]",
         "",
         _SPLIT,
         ("split_data(", "is not stratified", "expected 10 of each"),
@@ -169,7 +169,7 @@ MISTAKES = [
         "test-size-ignored-by-train",
         1,
         "mlpipe/train.py",
-        "split_data(df, params.test_size, params.seed)",
+        "split_data(df, params.test_size, params.seed, dataset)",
         "split_data(df, 0.2, params.seed)",
         _CLI,
         ("train() evaluated the model on 30 rows", "expected 45", "test_size"),
@@ -212,8 +212,8 @@ MISTAKES += [
         "labels-not-stripped",
         2,
         "mlpipe/data.py",
-        "    labels = df[TARGET].astype(str).str.strip()\n",
-        "    labels = df[TARGET].astype(str)\n",
+        "    labels = df[target].astype(str).str.strip()\n",
+        "    labels = df[target].astype(str)\n",
         _W2_DATA + "test_clean_renames_columns_and_labels",
         ("clean() turned the raw labels", "expected ['setosa', 'versicolor']", "strip"),
     ),
@@ -221,7 +221,7 @@ MISTAKES += [
         "missing-column-raises-key-error",
         2,
         "mlpipe/data.py",
-        "    missing = [name for name in RAW_COLUMNS if name not in raw.columns]\n"
+        "    missing = [name for name in columns if name not in raw.columns]\n"
         "    if missing:\n"
         "        raise DataError(\n"
         '            f"The raw data has no column {missing[0]!r}; '
@@ -262,8 +262,8 @@ MISTAKES += [
         "validate-stops-at-the-first-failure",
         2,
         "mlpipe/validate.py",
-        "    checks.append(check_drift(df, params, reference))\n",
-        "    checks.append(check_drift(df, params, reference))\n"
+        "    checks.append(check_drift(df, params, reference, dataset))\n",
+        "    checks.append(check_drift(df, params, reference, dataset))\n"
         "    failed = [c for c in checks if not c.passed]\n"
         "    checks = failed[:1] or checks  # the first problem is enough\n",
         _W2_VALIDATE + "test_every_failed_check_is_listed",
@@ -314,8 +314,8 @@ MISTAKES += [
         "tracking-uri-env-ignored",
         3,
         "mlpipe/track.py",
-        'uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri',
-        "uri = params.tracking_uri",
+        "registry.tracking_uri(params.tracking_uri)",
+        "params.tracking_uri or registry.tracking_uri()",
         _W3 + "test_tracking_uri_defaults_to_sqlite_in_the_project",
         ("with MLFLOW_TRACKING_URI=", "returned 'http://x'", "the environment variable wins"),
     ),
@@ -323,8 +323,8 @@ MISTAKES += [
         "tracking-store-relative-path",
         3,
         "mlpipe/track.py",
-        'f"sqlite:///{project_dir() / DEFAULT_DB}"',
-        'f"sqlite:///{DEFAULT_DB}"',
+        "registry.tracking_uri(params.tracking_uri)",
+        'os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri or f"sqlite:///{DEFAULT_DB}"',
         _W3 + "test_tracking_uri_defaults_to_sqlite_in_the_project",
         ("tracking_uri(TrackParams()) returned 'sqlite:///mlflow.db'", "project folder"),
     ),
@@ -368,7 +368,7 @@ MISTAKES += [
         "challenger-alias-not-set",
         3,
         "mlpipe/track.py",
-        "    client.set_registered_model_alias(name, CHALLENGER, version.version)\n",
+        "    registry.set_alias(name, CHALLENGER, version.version)\n",
         "",
         _W3_REGISTERED,
         ("no version of iris-classifier has the alias 'challenger'", "must set it"),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.config import InfraParams, project_dir
+from mlpipe.errors import PipelineError
 
 #: The course's template, beside the package (``solutions/infra`` or ``labs/infra``).
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "artifacts.yaml"
@@ -36,7 +37,7 @@ CAPABILITIES = ["CAPABILITY_IAM"]
 UPDATABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 
 
-class CloudError(RuntimeError):
+class CloudError(PipelineError, RuntimeError):
     """A cloud problem the user can fix; the message is one sentence."""
 
 

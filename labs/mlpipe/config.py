@@ -17,14 +17,13 @@ from typing import Any, TypeVar, get_origin, get_type_hints
 
 import yaml
 
+from mlpipe.errors import ParamsError
+from mlpipe.registry import DEFAULT_MODEL_NAME, model_name
+
 #: Environment variable that moves every artifact the pipeline writes.
 HOME_ENV = "MLPIPE_HOME"
 
 P = TypeVar("P")
-
-
-class ParamsError(ValueError):
-    """A params file that cannot be used; the message is one sentence."""
 
 
 def project_dir() -> Path:
@@ -38,7 +37,53 @@ def project_dir() -> Path:
 
 def models_dir() -> Path:
     """Return the default folder for trained models (``<project>/models``)."""
-    return project_dir() / "models"
+    return project_dir() / PATHS.models
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The pipeline's files, relative to the project folder (the one place that names them).
+
+    The command line's defaults come from :data:`PATHS`, and ``dvc.yaml`` names the
+    same files (a test checks that the two agree).
+
+    Attributes:
+        raw: The raw data as the provider delivers it (``fetch`` writes it).
+        processed: The cleaned data every later stage reads (``prepare`` writes it).
+        schema: The reference (training) schema ``validate`` compares against.
+        validation_report: The checks ``validate`` ran, as JSON.
+        models: The folder of trained model folders (``models/<model name>``).
+        metrics: The metrics ``evaluate`` writes for DVC.
+        onnx: The ONNX file ``export-onnx`` writes.
+        predictions: The CSV ``score`` writes.
+        inference_log: The JSON lines ``serve`` appends every prediction to.
+        labels: The ground truth ``simulate`` writes for the monitor.
+        monitoring: The folder of the monitor's reports.
+        big: The large generated file ``scale`` scores.
+    """
+
+    raw: str = "data/raw/iris.csv"
+    processed: str = "data/processed/iris.csv"
+    schema: str = "data/schema.json"
+    validation_report: str = "reports/validation.json"
+    models: str = "models"
+    metrics: str = "metrics.json"
+    onnx: str = "models/model.onnx"
+    predictions: str = "predictions.csv"
+    inference_log: str = "logs/inference.jsonl"
+    labels: str = "logs/labels.csv"
+    monitoring: str = "reports/monitoring"
+    big: str = "data/big.csv"
+
+    def model(self, name: str) -> str:
+        """The folder of the trained model ``name`` (``models/<name>``)."""
+        return f"{self.models}/{name}"
+
+
+#: The pipeline's files (see :class:`Paths`).
+PATHS = Paths()
+#: The four measurements of the default data set, Iris, in centimetres.
+_IRIS = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 
 
 @dataclass(frozen=True)
@@ -57,7 +102,7 @@ class TrainParams:
     test_size: float = 0.2
     C: float = 1.0
     max_iter: int = 200
-    model_name: str = "iris-classifier"
+    model_name: str = DEFAULT_MODEL_NAME
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_size < 1.0:
@@ -228,8 +273,274 @@ def load_params(path: str | Path | None, section: str, cls: type[P]) -> P:
 
 
 def load_train_params(path: str | Path | None = None) -> TrainParams:
-    """Load the ``train`` section of a params file (``None``: the defaults)."""
-    return load_params(path, "train", TrainParams)
+    """Load the ``train`` section of a params file (``None``: the defaults).
+
+    Without a ``train.model_name``, the model is named after the data set
+    (``<dataset.name>-classifier``, :func:`mlpipe.registry.model_name`).
+    """
+    params = load_params(path, "train", TrainParams)
+    if path is None or "model_name" in (read_params_file(path).get("train") or {}):
+        return params
+    return dataclasses.replace(params, model_name=model_name(load_dataset(path).name))
+
+
+# --- the data set (week 8: a dataset-generic pipeline) ----------------------------------------
+
+#: The kinds a feature can have.
+FEATURE_KINDS = ("numeric", "categorical")
+#: The keys of one feature's description, per kind (``unit`` is optional).
+FEATURE_KEYS = {"numeric": ("kind", "min", "max", "unit"), "categorical": ("kind", "categories")}
+#: The keys of the ``dataset`` section.
+DATASET_KEYS = ("name", "target", "labels", "positive", "cost_ratio", "features")
+#: The keys of ``validate`` that a ``dataset`` section replaces (per-feature ranges, labels).
+REPLACED_BY_DATASET = ("feature_min", "feature_max", "categories")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column of the model.
+
+    Attributes:
+        name: The column's name.
+        kind: ``numeric`` or ``categorical``.
+        min: Smallest valid value (numeric).
+        max: Largest valid value (numeric).
+        unit: The unit of a numeric feature, for people (``cm``, ``months``), or ``None``.
+        categories: Every valid value of a categorical feature, in order.
+    """
+
+    name: str
+    kind: str
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    categories: tuple[str, ...] = ()
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the feature is a number."""
+        return self.kind == "numeric"
+
+
+def _iris_features(low: float = 0.0, high: float = 10.0) -> tuple[Feature, ...]:
+    return tuple(Feature(n, "numeric", low, high, "cm") for n in _IRIS)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the data is: the ``dataset`` section of params.yaml (Iris when absent).
+
+    Attributes:
+        name: Short name, used in file names and the model name's default.
+        target: The label column.
+        labels: Every label, in canonical order (for the directional gate, the order of rank).
+        positive: Binary problems only: the positive class (one of ``labels``).
+        cost_ratio: Binary problems only: the cost of a false negative divided by
+            the cost of a false positive; the decision threshold on the positive
+            class's probability minimises the cost (``None``: 0.5).
+        features: The input columns, in the order the model expects them.
+    """
+
+    name: str = "iris"
+    target: str = "species"
+    labels: tuple[str, ...] = ("setosa", "versicolor", "virginica")
+    positive: str | None = None
+    cost_ratio: float | None = None
+    features: tuple[Feature, ...] = field(default_factory=_iris_features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The input columns' names, in order."""
+        return [f.name for f in self.features]
+
+    @property
+    def numeric(self) -> list[str]:
+        """The numeric features' names, in order."""
+        return [f.name for f in self.features if f.numeric]
+
+    @property
+    def categorical(self) -> list[str]:
+        """The categorical features' names, in order."""
+        return [f.name for f in self.features if not f.numeric]
+
+    @property
+    def binary(self) -> bool:
+        """Whether there are exactly two labels."""
+        return len(self.labels) == 2
+
+    def feature(self, name: str) -> Feature:
+        """The feature called ``name``."""
+        return next(f for f in self.features if f.name == name)
+
+    def require_columns(self, columns: Any, where: str) -> None:
+        """Refuse data without the target or a feature, before any stage uses it.
+
+        Args:
+            columns: The data's column names.
+            where: The data's name for the sentence, e.g. ``Data file 'x.csv'``.
+
+        Raises:
+            DataError: Naming the first missing column and the key that names it.
+        """
+        from mlpipe.errors import DataError
+
+        present = {str(c) for c in columns}
+        if self.target not in present:
+            raise DataError(f"{where} has no column '{self.target}', the dataset.target.")
+        for name in self.feature_names:
+            if name not in present:
+                raise DataError(f"{where} has no column '{name}', a feature of dataset.features.")
+
+
+#: The default data set: Iris, as weeks 1 to 7 use it.
+IRIS = Dataset()
+
+
+def _string_list(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ParamsError(f"{where} must be a non-empty list of strings, got {value!r}.")
+    if len(set(value)) != len(value):
+        raise ParamsError(f"{where} lists a value twice: {value!r}.")
+    return tuple(value)
+
+
+def _number(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParamsError(f"{where} must be a number, got {value!r}.")
+    return float(value)
+
+
+def _unknown_key(where: str, key: Any, names: tuple[str, ...]) -> ParamsError:
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
+    return ParamsError(f"Unknown key '{where}.{key}'{hint}.")
+
+
+def parse_feature(name: str, values: Any) -> Feature:
+    """Build one :class:`Feature` from ``dataset.features.<name>``.
+
+    Raises:
+        ParamsError: For an unknown kind or key, a numeric feature without a
+            range or with ``min > max``, or a categorical one without categories.
+    """
+    where = f"dataset.features.{name}"
+    if not isinstance(values, dict):
+        raise ParamsError(f"{where} must be a mapping such as {{kind: numeric, min: 0, max: 1}}.")
+    kind = values.get("kind")
+    if kind not in FEATURE_KINDS:
+        raise ParamsError(f"{where}.kind must be numeric or categorical, got {kind!r}.")
+    for key in values:
+        if key not in FEATURE_KEYS[kind]:
+            raise _unknown_key(where, key, FEATURE_KEYS[kind])
+    if kind == "categorical":
+        if not values.get("categories"):
+            raise ParamsError(f"{where}.categories must list the feature's categories.")
+        return Feature(
+            name, kind, categories=_string_list(f"{where}.categories", values["categories"])
+        )
+    for key in ("min", "max"):
+        if key not in values:
+            raise ParamsError(f"{where}.{key} is required for a numeric feature.")
+    low, high = _number(f"{where}.min", values["min"]), _number(f"{where}.max", values["max"])
+    if low > high:
+        raise ParamsError(f"{where}.min ({low}) is greater than {where}.max ({high}).")
+    unit = values.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        raise ParamsError(f"{where}.unit must be text, got {unit!r}.")
+    return Feature(name, kind, low, high, unit)
+
+
+def parse_dataset(values: Any) -> Dataset:
+    """Build the :class:`Dataset` from the ``dataset`` section (``None``: Iris).
+
+    Raises:
+        ParamsError: In one sentence naming the key: an unknown key or feature
+            kind, a range with ``min > max``, a categorical feature without
+            categories, a positive class that is not a label (or on a problem
+            that is not binary), a cost ratio that is not above 0.
+    """
+    if values is None:
+        return IRIS
+    if not isinstance(values, dict):
+        raise ParamsError("Section 'dataset' must be a mapping of key: value pairs.")
+    for key in values:
+        if key not in DATASET_KEYS:
+            raise _unknown_key("dataset", key, DATASET_KEYS)
+    for key in ("name", "target", "labels", "features"):
+        if key not in values:
+            raise ParamsError(f"dataset.{key} is required in a dataset section.")
+    for key in ("name", "target"):
+        if not isinstance(values[key], str) or not values[key]:
+            raise ParamsError(f"dataset.{key} must be a non-empty string, got {values[key]!r}.")
+    labels = _string_list("dataset.labels", values["labels"])
+    if len(labels) < 2:
+        raise ParamsError(f"dataset.labels must list at least 2 labels, got {list(labels)}.")
+    features = values["features"]
+    if not isinstance(features, dict) or not features:
+        raise ParamsError("dataset.features must map each feature's name to its description.")
+    parsed = tuple(parse_feature(str(name), spec) for name, spec in features.items())
+    if values["target"] in features:
+        raise ParamsError(f"dataset.target '{values['target']}' is also one of dataset.features.")
+    positive = values.get("positive")
+    if positive is not None:
+        if len(labels) != 2:
+            raise ParamsError(
+                f"dataset.positive is for binary problems; dataset.labels has {len(labels)}."
+            )
+        if positive not in labels:
+            raise ParamsError(
+                f"dataset.positive {positive!r} is not one of dataset.labels ({', '.join(labels)})."
+            )
+    cost_ratio = values.get("cost_ratio")
+    if cost_ratio is not None:
+        cost_ratio = _number("dataset.cost_ratio", cost_ratio)
+        if positive is None or cost_ratio <= 0:
+            raise ParamsError(
+                "dataset.cost_ratio must be greater than 0, and needs dataset.positive."
+            )
+    return Dataset(values["name"], values["target"], labels, positive, cost_ratio, parsed)
+
+
+def load_dataset(path: str | Path | None = None) -> Dataset:
+    """Load the ``dataset`` section of a params file.
+
+    Without a file, Iris; without a section, Iris with the ranges and labels of
+    the ``validate`` section (``feature_min``, ``feature_max``, ``categories``),
+    as in weeks 1 to 7.
+
+    Raises:
+        ParamsError: As :func:`parse_dataset`; also when the file's ``validate``
+            section still sets a key the dataset replaces (``feature_min``,
+            ``feature_max``, ``categories``): ranges and labels then live in one place.
+    """
+    if path is None:
+        return IRIS
+    sections = read_params_file(path)
+    if sections.get("dataset") is None:
+        return dataset_for(parse_section("validate", sections.get("validate"), ValidateParams))
+    validate = sections.get("validate") or {}
+    for key in REPLACED_BY_DATASET:
+        if isinstance(validate, dict) and key in validate:
+            raise ParamsError(
+                f"validate.{key} is replaced by the dataset section (ranges in "
+                f"dataset.features, labels in dataset.labels); remove it."
+            )
+    return parse_dataset(sections["dataset"])
+
+
+def dataset_for(params: ValidateParams) -> Dataset:
+    """The Iris data set with ``validate``'s ranges and labels (the weeks 1-7 behaviour)."""
+    if (params.feature_min, params.feature_max, params.categories) == (
+        0.0,
+        10.0,
+        list(IRIS.labels),
+    ):
+        return IRIS
+    return dataclasses.replace(
+        IRIS,
+        labels=tuple(params.categories),
+        features=_iris_features(params.feature_min, params.feature_max),
+    )
 
 
 @dataclass(frozen=True)
@@ -252,6 +563,16 @@ class GateParams:
         max_latency_ms: Budget for the median time of one single-row prediction.
         max_size_kb: Budget for the size of the pickled model.
         seed: Seed of the invariance test's noise; same seed, same noise.
+        invariance_features: The numeric features the invariance test adds noise
+            to (``perturbation``, in each feature's unit); empty: every numeric feature.
+        directional: The directional rules, each ``{features: [...], increases: R}``
+            or ``{features: [...], decreases: R}`` (``feature: name`` for one):
+            adding ``directional_shift`` to those features must never move a
+            prediction the other way. ``R`` is ``label_rank`` (the position of the
+            predicted label in ``dataset.labels``) or ``positive`` (whether the
+            positive class is predicted; binary data sets only).
+        examples: The minimum-functionality examples, each ``{features: {name:
+            value, ...}, label: L}`` with every feature: each must be predicted ``L``.
     """
 
     min_accuracy: float = 0.9
@@ -264,8 +585,23 @@ class GateParams:
     max_latency_ms: float = 50.0
     max_size_kb: float = 256.0
     seed: int = 0
+    invariance_features: list[str] = field(default_factory=list)
+    directional: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"features": ["petal_length", "petal_width"], "increases": "label_rank"}
+        ]
+    )
+    examples: list[dict[str, Any]] = field(default_factory=lambda: list(IRIS_EXAMPLES))
 
     def __post_init__(self) -> None:
+        for rule in self.directional:
+            _check_rule(rule)
+        for example in self.examples:
+            if not isinstance(example, dict) or sorted(example) != ["features", "label"]:
+                raise ParamsError(
+                    "gates.examples must each be {features: {name: value, ...}, label: L}, "
+                    f"got {example!r}."
+                )
         for name in ("min_accuracy", "min_f1_macro", "tolerance", "min_invariance"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -278,6 +614,79 @@ class GateParams:
             value = getattr(self, name)
             if value <= 0:
                 raise ParamsError(f"gates.{name} must be greater than 0, got {value}.")
+
+
+#: Textbook flowers (close to each species' mean, in cm) every Iris model must recognise.
+IRIS_EXAMPLES = (
+    {"features": dict(zip(_IRIS, (5.0, 3.4, 1.5, 0.2), strict=True)), "label": "setosa"},
+    {"features": dict(zip(_IRIS, (5.9, 2.8, 4.3, 1.3), strict=True)), "label": "versicolor"},
+    {"features": dict(zip(_IRIS, (6.6, 3.0, 5.6, 2.1), strict=True)), "label": "virginica"},
+)
+#: What a directional rule may say moves (see :attr:`GateParams.directional`).
+RULE_TARGETS = ("label_rank", "positive")
+
+
+def _check_rule(rule: Any) -> None:
+    """Refuse a directional rule that is not ``{features: [...], increases|decreases: R}``."""
+    shape = "{features: [names], increases: label_rank}"
+    if not isinstance(rule, dict):
+        raise ParamsError(f"gates.directional rules must each be a mapping like {shape}.")
+    moves = [k for k in ("increases", "decreases") if k in rule]
+    named = [k for k in ("feature", "features") if k in rule]
+    if len(moves) != 1 or len(named) != 1 or len(rule) != 2:
+        raise ParamsError(f"gates.directional rule {rule!r} must be shaped {shape}.")
+    if rule[moves[0]] not in RULE_TARGETS:
+        raise ParamsError(
+            f"gates.directional rule {rule!r}: {moves[0]} must be label_rank or positive."
+        )
+
+
+def rule_features(rule: dict[str, Any]) -> list[str]:
+    """The features a directional rule shifts."""
+    return [rule["feature"]] if "feature" in rule else list(rule["features"])
+
+
+def check_gates(params: GateParams, dataset: Dataset) -> GateParams:
+    """Refuse behavioural gates that do not fit the data set, in one sentence naming the key.
+
+    Returns:
+        ``params`` itself.
+
+    Raises:
+        ParamsError: For a feature that is not a numeric feature of the data set
+            (invariance, directional), a ``positive`` rule without
+            ``dataset.positive``, or an example that lacks a feature, has an
+            unknown one, or a label not in ``dataset.labels``.
+    """
+    numeric = set(dataset.numeric)
+    for key, names in [("invariance_features", params.invariance_features)] + [
+        ("directional", rule_features(rule)) for rule in params.directional
+    ]:
+        for name in names:
+            if name not in numeric:
+                raise ParamsError(
+                    f"gates.{key} names {name!r}, which is not a numeric feature of "
+                    "dataset.features."
+                )
+    for rule in params.directional:
+        if "positive" in rule.values() and dataset.positive is None:
+            raise ParamsError("gates.directional uses 'positive', which needs dataset.positive.")
+    wanted = set(dataset.feature_names)
+    for example in params.examples:
+        given = set(example["features"]) if isinstance(example["features"], dict) else set()
+        if given != wanted:
+            raise ParamsError(
+                f"gates.examples: the example of {example['label']!r} must give exactly the "
+                f"features of dataset.features ({', '.join(dataset.feature_names)})."
+            )
+        if example["label"] not in dataset.labels:
+            raise ParamsError(f"gates.examples: {example['label']!r} is not one of dataset.labels.")
+    return params
+
+
+def load_gate_params(path: str | Path | None = None) -> GateParams:
+    """Load the ``gates`` section and check its behavioural gates against the data set."""
+    return check_gates(load_params(path, "gates", GateParams), load_dataset(path))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpipe.config import PrepareParams, ValidateParams
+from mlpipe.config import Dataset, PrepareParams, ValidateParams, dataset_for
+from mlpipe.errors import DataError
 from mlpipe.files import write_json, write_text_atomic
 from mlpipe.train import FEATURES, METADATA_FILE, TARGET, fingerprint
 
@@ -37,10 +38,6 @@ RAW_COLUMNS = {
 }
 #: File, next to the processed CSV, that records its fingerprint and origin.
 FINGERPRINT_FILE = "fingerprint.json"
-
-
-class DataError(ValueError):
-    """A data file that cannot be used; the message is one sentence."""
 
 
 def write_raw(path: str | Path, per_class: int | None = None) -> Path:
@@ -137,7 +134,11 @@ def first_bad_rows(values: pd.Series, low: float, high: float) -> tuple[int, int
 
 
 def check_training_data(
-    df: pd.DataFrame, params: ValidateParams, test_size: float, path: str | Path
+    df: pd.DataFrame,
+    params: ValidateParams,
+    test_size: float,
+    path: str | Path,
+    dataset: Dataset | None = None,
 ) -> pd.DataFrame:
     """Refuse data that training cannot use, before anything is fitted or written.
 
@@ -153,6 +154,11 @@ def check_training_data(
     stratified split needs 2); and too few rows for ``test_size`` to put one
     row of every label in the test set and in the training set.
 
+    ``dataset`` describes the columns (``None``: Iris with ``params``' ranges and
+    labels, :func:`mlpipe.config.dataset_for`): each numeric feature is checked
+    against its own range, each categorical one against its categories, and the
+    labels against ``dataset.labels``.
+
     Returns:
         ``df`` itself.
 
@@ -160,13 +166,25 @@ def check_training_data(
         DataError: The first problem found, in one sentence.
     """
     where = f"Data file '{path}'"
-    missing = [c for c in FEATURES + [TARGET] if c not in df.columns]
+    iris = dataset_for(params)
+    dataset = dataset or iris
+    features, target = dataset.feature_names, dataset.target
+    missing = [c for c in features + [target] if c not in df.columns]
     if missing:
         raise DataError(
-            f"{where} has no column {missing[0]}; training needs {FEATURES + [TARGET]}."
+            f"{where} has no column {missing[0]}; training needs {features + [target]}."
         )
-    low, high = params.feature_min, params.feature_max
-    for column in FEATURES:
+    for feature in dataset.features:
+        column = feature.name
+        if not feature.numeric:
+            _check_categories(df[column], feature.categories, where, column)
+            continue
+        low, high = feature.min, feature.max
+        keys = (
+            "validate.feature_min and feature_max"
+            if dataset == iris
+            else f"dataset.features.{column}"
+        )
         empty, text, outside = first_bad_rows(df[column], low, high)
         if empty >= 0:
             raise DataError(f"{where} has no value in column {column}, data row {empty + 1}.")
@@ -179,26 +197,16 @@ def check_training_data(
             value = _as_float(df[column].iloc[outside])
             raise DataError(
                 f"{where} has {value!r} in column {column}, data row {outside + 1}, outside "
-                f"the valid range [{low}, {high}] (validate.feature_min and feature_max)."
+                f"the valid range [{low}, {high}] ({keys})."
             )
-    labels = df[TARGET]
-    empty = np.flatnonzero(labels.isna().to_numpy())
-    if empty.size:
-        raise DataError(f"{where} has no value in column {TARGET}, data row {empty[0] + 1}.")
-    text = labels.astype(str)
-    unknown = np.flatnonzero(~text.isin(params.categories).to_numpy())
-    if unknown.size:
-        raise DataError(
-            f"{where} has the unknown label {text.iloc[unknown[0]]!r} in column {TARGET}, "
-            f"data row {unknown[0] + 1}; known: {', '.join(params.categories)}."
-        )
+    text = _check_categories(df[target], dataset.labels, where, target, "label")
     counts = text.value_counts()
     rare = counts[counts < 2]
     if len(rare):
         label = str(rare.index[0])
         row = int(np.flatnonzero(text.to_numpy() == label)[0]) + 1
         raise DataError(
-            f"{where} has only 1 row of the label {label!r} in column {TARGET} "
+            f"{where} has only 1 row of the label {label!r} in column {target} "
             f"(data row {row}); a stratified split needs at least 2 rows of each label."
         )
     n_test = math.ceil(test_size * len(df))
@@ -211,12 +219,48 @@ def check_training_data(
     return df
 
 
-def clean(raw: pd.DataFrame, params: PrepareParams) -> pd.DataFrame:
+def _check_categories(
+    values: pd.Series, known: Any, where: str, column: str, what: str = "category"
+) -> pd.Series:
+    """Refuse an empty cell or a value not in ``known``; return the values as text.
+
+    Raises:
+        DataError: Naming the column and the data row (counted from 1).
+    """
+    empty = np.flatnonzero(values.isna().to_numpy())
+    if empty.size:
+        raise DataError(f"{where} has no value in column {column}, data row {empty[0] + 1}.")
+    text = values.astype(str)
+    unknown = np.flatnonzero(~text.isin(list(known)).to_numpy())
+    if unknown.size:
+        raise DataError(
+            f"{where} has the unknown {what} {text.iloc[unknown[0]]!r} in column {column}, "
+            f"data row {unknown[0] + 1}; known: {', '.join(known)}."
+        )
+    return text
+
+
+def raw_columns(dataset: Dataset | None = None) -> dict[str, str]:
+    """The raw file's columns, mapped to the pipeline's names.
+
+    Iris (``None``, or a data set with Iris's columns): the provider's names of
+    :data:`RAW_COLUMNS`. Any other data set: its described features and target,
+    named as they are.
+    """
+    if dataset is None or (dataset.feature_names, dataset.target) == (FEATURES, TARGET):
+        return RAW_COLUMNS
+    names = [*dataset.feature_names, dataset.target]
+    return dict(zip(names, names, strict=True))
+
+
+def clean(raw: pd.DataFrame, params: PrepareParams, dataset: Dataset | None = None) -> pd.DataFrame:
     """Turn a raw frame into the pipeline's columns and label names.
 
     Args:
         raw: The frame read from the raw file, with the ``RAW_COLUMNS`` names.
         params: ``label_prefix`` is stripped from every label.
+        dataset: The data's description (week 8); ``None`` is Iris, whose raw
+            columns have the provider's names (see :func:`raw_columns`).
 
     Returns:
         A new frame with the columns ``FEATURES + [TARGET]`` in that order
@@ -227,6 +271,8 @@ def clean(raw: pd.DataFrame, params: PrepareParams) -> pd.DataFrame:
     Raises:
         DataError: When a raw column is missing, naming it.
     """
+    columns = raw_columns(dataset)
+    features, target = list(columns.values())[:-1], list(columns.values())[-1]
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.data.clean")
 
@@ -240,7 +286,12 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -> dict[str, Any]:
+def prepare(
+    raw_path: str | Path,
+    out_path: str | Path,
+    params: PrepareParams,
+    dataset: Dataset | None = None,
+) -> dict[str, Any]:
     """Run the stage: read raw data, clean it, write it with its fingerprint.
 
     Args:
@@ -248,6 +299,7 @@ def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -
         out_path: The processed CSV to write; ``fingerprint.json`` is written
             next to it.
         params: The ``prepare`` parameters.
+        dataset: The data's description; ``None`` is Iris (see :func:`clean`).
 
     Returns:
         What ``fingerprint.json`` holds: ``fingerprint`` (of the cleaned frame
@@ -267,6 +319,18 @@ def prepare(raw_path: str | Path, out_path: str | Path, params: PrepareParams) -
 def read_processed(path: str | Path) -> pd.DataFrame:
     """Read processed data written by :func:`prepare` (one sentence on failure)."""
     return read_csv(path)
+
+
+def read_described(path: str | Path, dataset: Dataset) -> pd.DataFrame:
+    """Read processed data that must hold the described target and features.
+
+    Raises:
+        DataError: When the file cannot be read, or lacks the target or a feature
+            (the sentence names the column and the ``dataset`` key that names it).
+    """
+    df = read_processed(path)
+    dataset.require_columns(df.columns, f"Data file '{path}'")
+    return df
 
 
 def lineage(processed_path: str | Path) -> dict[str, Any]:

@@ -52,7 +52,9 @@ from typing import Any
 
 import httpx
 
+from mlpipe import registry
 from mlpipe.config import RolloutParams
+from mlpipe.errors import PipelineError
 from mlpipe.gates import Check, Decision
 
 #: The header that names a client; without it, the client's address is its key.
@@ -92,7 +94,7 @@ BACKEND_TIMEOUT = 30.0
 START_TIMEOUT = 180.0
 
 
-class RolloutError(RuntimeError):
+class RolloutError(PipelineError, RuntimeError):
     """A rollout that cannot start (bad option, port in use); the message is one sentence."""
 
 
@@ -793,7 +795,7 @@ def started_backends(folder: Path, host: str = "127.0.0.1") -> Iterator[dict[str
 
     folder.mkdir(parents=True, exist_ok=True)
     package_root = str(Path(mlpipe.__file__).resolve().parents[1])
-    aliases = {"stable": "champion", "canary": "challenger"}
+    aliases = {"stable": registry.CHAMPION, "canary": registry.CHALLENGER}
     procs: dict[str, subprocess.Popen] = {}
     urls = {}
     try:

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from mlpipe.config import ScaleParams, TrackParams, TrainParams
+from mlpipe.errors import PipelineError
 from mlpipe.files import write_text_atomic
 
 #: What Ray reads to find the cluster when no address is given.
@@ -71,7 +72,7 @@ LATE_NODE = "timed out during startup"
 METRIC = "cv_accuracy"
 
 
-class ScaleError(RuntimeError):
+class ScaleError(PipelineError, RuntimeError):
     """A problem with the cluster the user can fix; the message is one sentence."""
 
 
@@ -441,7 +442,7 @@ def first_problem(
         The error to raise, or ``None`` when every part is clean.
     """
     from mlpipe import export
-    from mlpipe.serve import ServeError
+    from mlpipe.errors import ServeError
 
     for report in reports:
         if report.parse_error is not None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from mlpipe.errors import PipelineError
 from mlpipe.files import write_text_atomic
 
 #: The four measurements, in the order the model expects them, and the label column.
@@ -44,7 +45,7 @@ TIMEOUT = 30.0
 LABEL_COLUMNS = ("request_id", "row", "phase", *FEATURES, TARGET, "prediction")
 
 
-class SimulateError(RuntimeError):
+class SimulateError(PipelineError, RuntimeError):
     """A problem the user can fix (no API, unknown scenario, bad data); one sentence."""
 
 

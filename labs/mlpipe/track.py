@@ -27,23 +27,17 @@ import pandas as pd
 from mlflow.entities import RunStatus
 from mlflow.models import infer_signature
 
-from mlpipe import train
-from mlpipe.config import TrackParams, TrainParams, project_dir
+from mlpipe import registry, train
+from mlpipe.config import Dataset, TrackParams, TrainParams, project_dir
+from mlpipe.errors import TrackingError
+from mlpipe.registry import CHALLENGER
 
-#: The SQLite file (inside the project folder) used when no URI is configured.
-DEFAULT_DB = "mlflow.db"
 #: Folder (inside the project folder) for artifacts of the SQLite store.
 ARTIFACTS_DIR = "mlartifacts"
-#: The alias a freshly tuned model gets; week 4's gates decide on ``champion``.
-CHALLENGER = "challenger"
 #: Name of the model inside a run.
 MODEL_NAME = "model"
 #: File name of the confusion-matrix figure among the run's artifacts.
 FIGURE_FILE = "confusion_matrix.png"
-
-
-class TrackingError(RuntimeError):
-    """A tracking problem the user can fix; the message is one sentence."""
 
 
 @dataclass(frozen=True)
@@ -212,16 +206,20 @@ def _data_tags(df: pd.DataFrame) -> dict[str, str | None]:
     return {"data_fingerprint": train.fingerprint(df), "git_commit": train.git_commit()}
 
 
-def cv_score(params: TrainParams, X: pd.DataFrame, y: pd.Series, folds: int) -> float:
+def cv_score(
+    params: TrainParams, X: pd.DataFrame, y: pd.Series, folds: int, dataset: Dataset | None = None
+) -> float:
     """Mean accuracy of the week-1 pipeline over stratified folds (seeded)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
-    scores = cross_val_score(train.build_pipeline(params), X, y, cv=splitter)
+    scores = cross_val_score(train.build_pipeline(params, dataset), X, y, cv=splitter)
     return float(scores.mean())
 
 
-def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
+def tune(
+    base: TrainParams, track: TrackParams, df: pd.DataFrame, dataset: Dataset | None = None
+) -> TuneResult:
     """Search ``C`` with Optuna; each trial is a nested run of one parent run.
 
     Args:
@@ -229,6 +227,7 @@ def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
         track: ``n_trials``, ``seed`` (of the sampler), the ``C`` bounds and
             ``cv_folds``.
         df: The training data.
+        dataset: Its description (week 8: columns, preprocessing, metrics); ``None`` is Iris.
 
     Returns:
         The :class:`TuneResult`. Each trial run has the params of

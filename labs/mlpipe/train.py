@@ -31,12 +31,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlpipe.config import TrainParams
+from mlpipe.config import IRIS, Dataset, TrainParams
 
-#: The four measurements, in centimetres, in the order the model expects them.
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-#: The label column.
-TARGET = "species"
+#: The four measurements of Iris, in centimetres, in the order the model expects them.
+FEATURES = IRIS.feature_names
+#: The label column of Iris.
+TARGET = IRIS.target
 #: File names inside a model folder.
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -85,28 +85,63 @@ def fingerprint(df: pd.DataFrame) -> str:
     raise NotImplementedError("mlpipe.train.fingerprint")
 
 
+def columns(dataset: Dataset | None = None) -> tuple[list[str], str]:
+    """The feature columns and the label column of a data set (``None``: Iris)."""
+    dataset = dataset or IRIS
+    return dataset.feature_names, dataset.target
+
+
 def split_data(
-    df: pd.DataFrame, test_size: float, seed: int
+    df: pd.DataFrame, test_size: float, seed: int, dataset: Dataset | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    """Split into train and test rows, stratified by species, deterministically.
+    """Split into train and test rows, stratified by the label, deterministically.
 
     Args:
-        df: Data with ``FEATURES`` and ``TARGET``.
+        df: Data with the features and the label column.
         test_size: Fraction of rows for the test set.
         seed: Random seed; the same seed gives the same split.
+        dataset: Which columns are the features and the label (see
+            :func:`columns`); ``None`` is Iris: ``FEATURES`` and ``TARGET``.
 
     Returns:
         ``(X_train, X_test, y_train, y_test)``.
     """
+    features, target = columns(dataset)
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.train.split_data")
 
 
-def build_pipeline(params: TrainParams) -> Pipeline:
+def preprocessing(dataset: Dataset | None = None) -> tuple[str, Any]:
+    """The first step of the model's pipeline, from the data set's description.
+
+    An all-numeric data set (Iris) is standardised: ``("scaler", StandardScaler())``,
+    as in week 1. With a categorical feature, a ``ColumnTransformer`` standardises
+    the numeric features and one-hot encodes the categorical ones with the
+    categories of the description, in order (a category the description does not
+    list is encoded as all zeros, never an error): ``("preprocess", ...)``.
+    """
+    dataset = dataset or IRIS
+    if not dataset.categorical:
+        return "scaler", StandardScaler()
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    categories = [list(dataset.feature(name).categories) for name in dataset.categorical]
+    onehot = OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False)
+    steps = [("categorical", onehot, dataset.categorical)]
+    if dataset.numeric:
+        steps.insert(0, ("numeric", StandardScaler(), dataset.numeric))
+    return "preprocess", ColumnTransformer(steps)
+
+
+def build_pipeline(params: TrainParams, dataset: Dataset | None = None) -> Pipeline:
     """Build the untrained model: a scaler, then a logistic regression.
 
     Args:
         params: ``C``, ``max_iter`` and ``seed`` configure the classifier.
+        dataset: The data set; ``None`` (Iris) or any all-numeric one gives the
+            steps ``scaler`` and ``clf``; one with a categorical feature gives
+            ``preprocess`` and ``clf`` (see :func:`preprocessing`).
 
     Returns:
         A scikit-learn ``Pipeline`` with the steps ``scaler`` and ``clf``.
@@ -115,21 +150,86 @@ def build_pipeline(params: TrainParams) -> Pipeline:
     raise NotImplementedError("mlpipe.train.build_pipeline")
 
 
-def evaluate(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+def evaluate(
+    model: Pipeline, X: pd.DataFrame, y: pd.Series, dataset: Dataset | None = None
+) -> dict[str, Any]:
     """Score a fitted model.
 
     Args:
         model: The fitted pipeline.
         X: Features.
         y: True labels.
+        dataset: The data's description; for a binary one with a positive class
+            the metrics of :func:`binary_metrics` are added (week 8).
 
     Returns:
-        ``accuracy`` and ``f1_macro`` as floats, ``labels`` (sorted class
-        names) and ``confusion_matrix`` as a list of lists of ints, rows being
-        the true labels in the order of ``labels``.
+        ``accuracy`` and ``f1_macro`` as floats, ``labels`` (sorted
+        class names) and ``confusion_matrix`` as a list of lists of ints, rows
+        being the true labels in the order of ``labels``.
     """
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.train.evaluate")
+    if dataset is not None and dataset.positive is not None:
+        metrics.update(binary_metrics(model, X, y, dataset))
+    return metrics
+
+
+def threshold(dataset: Dataset) -> float:
+    """The probability of the positive class above which a row is predicted positive.
+
+    With the cost of a false negative ``cost_ratio`` times that of a false
+    positive, predicting positive costs less in expectation exactly when
+    ``p * cost_ratio > (1 - p)``, i.e. ``p > 1 / (1 + cost_ratio)`` (for
+    calibrated probabilities, which a logistic regression gives). No cost ratio: 0.5.
+    """
+    return 0.5 if dataset.cost_ratio is None else 1.0 / (1.0 + dataset.cost_ratio)
+
+
+def with_threshold(model: Any, dataset: Dataset | None) -> Any:
+    """Wrap an unfitted classifier so that it predicts with :func:`threshold` (binary only).
+
+    Returns:
+        ``model`` itself unless the data set is binary with a cost ratio; then a
+        ``FixedThresholdClassifier`` around it, whose ``predict`` (used by the
+        gates, the API and the ONNX parity check) applies the threshold.
+    """
+    if dataset is None or dataset.positive is None or dataset.cost_ratio is None:
+        return model
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    return FixedThresholdClassifier(
+        model,
+        threshold=threshold(dataset),
+        pos_label=dataset.positive,
+        response_method="predict_proba",
+    )
+
+
+def binary_metrics(model: Any, X: pd.DataFrame, y: pd.Series, dataset: Dataset) -> dict[str, Any]:
+    """The metrics of a binary problem, for its positive class.
+
+    Returns:
+        ``roc_auc`` and ``pr_auc`` (average precision) of the positive class's
+        probability, ``f1_positive`` of the predictions, ``threshold`` (see
+        :func:`threshold`) and ``cost``: the mean cost of a held-out row, a false
+        positive costing 1 and a false negative ``cost_ratio`` (1 without one).
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    positive = dataset.positive
+    classes = [str(c) for c in model.classes_]
+    score = model.predict_proba(X)[:, classes.index(positive)]
+    truth = (y.astype(str) == positive).to_numpy()
+    pred = np.asarray(model.predict(X)).astype(str) == positive
+    ratio = dataset.cost_ratio or 1.0
+    cost = (np.sum(pred & ~truth) + ratio * np.sum(~pred & truth)) / max(len(truth), 1)
+    return {
+        "roc_auc": float(roc_auc_score(truth, score)),
+        "pr_auc": float(average_precision_score(truth, score)),
+        "f1_positive": float(f1_score(truth, pred)),
+        "threshold": threshold(dataset),
+        "cost": float(cost),
+    }
 
 
 def model_fingerprint(model: Pipeline) -> str:
@@ -205,7 +305,10 @@ def load_model(model_dir: str | Path) -> tuple[Pipeline, dict[str, Any]]:
 
 
 def train(
-    params: TrainParams, out_dir: str | Path, data: pd.DataFrame | None = None
+    params: TrainParams,
+    out_dir: str | Path,
+    data: pd.DataFrame | None = None,
+    dataset: Dataset | None = None,
 ) -> TrainResult:
     """Run the whole stage: load, split, fit, evaluate, save.
 
@@ -214,6 +317,7 @@ def train(
         out_dir: Folder the model and its metadata are written to.
         data: The rows to train on; ``None`` loads them with :func:`load_data`
             (from week 2 on, the pipeline passes its processed, validated data).
+        dataset: The data's description (week 8); ``None`` is Iris.
 
     Returns:
         The :class:`TrainResult`.

@@ -32,8 +32,8 @@ from typing import Any
 import pandas as pd
 from pandas.api import types as ptypes
 
-from mlpipe.config import ValidateParams
-from mlpipe.data import DataError
+from mlpipe.config import Dataset, ValidateParams, dataset_for
+from mlpipe.errors import DataError, ValidationError
 from mlpipe.files import write_json
 from mlpipe.train import FEATURES, TARGET
 
@@ -87,45 +87,49 @@ class ValidationResult:
         return {"passed": self.passed, "checks": [asdict(check) for check in self.checks]}
 
 
-class ValidationError(ValueError):
-    """Data that failed validation; the message names every failed check."""
-
-    def __init__(self, result: ValidationResult) -> None:
-        self.result = result
-        details = "; ".join(f"{check.name}: {check.message}" for check in result.failed)
-        super().__init__(
-            f"Data failed {len(result.failed)} validation check(s), so training stops: {details}"
-        )
-
-
-def infer_schema(df: pd.DataFrame) -> dict[str, Any]:
+def infer_schema(df: pd.DataFrame, dataset: Dataset | None = None) -> dict[str, Any]:
     """Describe clean training data, to compare later data against.
+
+    Args:
+        df: The training data.
+        dataset: Its description; ``None`` is Iris.
 
     Returns:
         ``columns`` (names in order), ``types`` (``"number"`` or ``"text"``
         per column), ``categories`` (sorted labels) and ``stats``: the
-        ``mean`` and ``std`` of each feature.
+        ``mean`` and ``std`` of each numeric feature.
     """
+    ds = _described(None, dataset)
     return {
         "columns": list(df.columns),
         "types": {col: _kind(df[col]) for col in df.columns},
-        "categories": sorted(str(v) for v in df[TARGET].dropna().unique()),
+        "categories": sorted(str(v) for v in df[ds.target].dropna().unique()),
         "stats": {
-            col: {"mean": float(df[col].mean()), "std": float(df[col].std())} for col in FEATURES
+            col: {"mean": float(df[col].mean()), "std": float(df[col].std())} for col in ds.numeric
         },
     }
+
+
+def _described(params: ValidateParams | None, dataset: Dataset | None) -> Dataset:
+    """The data set checked: ``dataset``, else Iris with ``params``' ranges and labels."""
+    if dataset is not None:
+        return dataset
+    return dataset_for(params or ValidateParams())
 
 
 def _kind(series: pd.Series) -> str:
     return "number" if ptypes.is_numeric_dtype(series) else "text"
 
 
-def _numeric(df: pd.DataFrame) -> list[str]:
-    """The features that are present and numeric (the others fail schema checks)."""
-    return [c for c in FEATURES if c in df.columns and ptypes.is_numeric_dtype(df[c])]
+def _numeric(df: pd.DataFrame, dataset: Dataset | None = None) -> list[str]:
+    """The numeric features that are present and numbers (the others fail schema checks)."""
+    names = FEATURES if dataset is None else dataset.numeric
+    return [c for c in names if c in df.columns and ptypes.is_numeric_dtype(df[c])]
 
 
-def check_columns(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_columns(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``schema.columns``: the required columns, in the expected order.
 
     Fails when a column of ``FEATURES + [TARGET]`` is missing (the message names
@@ -133,21 +137,27 @@ def check_columns(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
     columns are allowed here: ``drift`` compares every column with the
     training schema.
     """
+    ds = _described(params, dataset)
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_columns")
 
 
-def check_types(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_types(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``schema.types``: the features are numeric, the label is text.
 
     A missing column is ``schema.columns``' job: only the columns present are
     checked. On failure the message names each column of the wrong type.
     """
+    ds = _described(params, dataset)
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_types")
 
 
-def check_missing(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_missing(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``missing_values``: the share of empty cells is small enough.
 
     The share is taken over every cell of ``df``; on failure the message
@@ -157,46 +167,82 @@ def check_missing(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
     raise NotImplementedError("mlpipe.validate.check_missing")
 
 
-def check_ranges(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_ranges(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``domain.ranges``: every feature within the plausible range.
 
     Only the numeric features present are checked (empty cells are
     ``missing_values``' job); on failure the message names each feature with
     a value outside ``[feature_min, feature_max]``.
     """
+    ds = _described(params, dataset)
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_ranges")
 
 
-def check_categories(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def _ranges_result(bad: dict[str, int], dataset: Dataset) -> CheckResult:
+    """``domain.ranges``' verdict from the rows outside each feature's range.
+
+    When every numeric feature has the same range (Iris: 0 to 10 cm), the
+    sentences name it once; otherwise each failing feature's range is named.
+    """
+    ranges = {(f.min, f.max, f.unit) for f in dataset.features if f.numeric}
+    if len(ranges) == 1:
+        low, high, unit = next(iter(ranges))
+        span = f"[{low}, {high}]" + (f" {unit}" if unit else "")
+        where = ", ".join(f"{col} ({n} rows)" for col, n in bad.items())
+        if bad:
+            return CheckResult("domain.ranges", False, f"values outside {span} in {where}.")
+        return CheckResult("domain.ranges", True, f"all features within {span}.")
+    if bad:
+        where = ", ".join(
+            f"{col} ({n} rows outside [{dataset.feature(col).min}, {dataset.feature(col).max}])"
+            for col, n in bad.items()
+        )
+        return CheckResult("domain.ranges", False, f"values outside the valid range in {where}.")
+    return CheckResult("domain.ranges", True, "all features within their valid ranges.")
+
+
+def check_categories(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``domain.categories``: every label is one the model knows.
 
     Fails when a label is not in ``params.categories`` (the message names
     each unknown label), and when ``df`` has no ``TARGET`` column at all.
     Empty labels are ``missing_values``' job.
     """
+    ds = _described(params, dataset)
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_categories")
 
 
-def check_duplicates(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_duplicates(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``duplicates``: the share of repeated rows is small enough."""
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_duplicates")
 
 
-def check_balance(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_balance(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``label_balance``: every known label has enough rows.
 
     Each label of ``params.categories`` needs at least ``min_class_fraction``
     of the rows; fails (naming each label short of rows) when one has fewer,
     and when ``df`` has no ``TARGET`` column or no rows.
     """
+    ds = _described(params, dataset)
     # YOUR CODE HERE
     raise NotImplementedError("mlpipe.validate.check_balance")
 
 
-def check_rows(df: pd.DataFrame, params: ValidateParams) -> CheckResult:
+def check_rows(
+    df: pd.DataFrame, params: ValidateParams, dataset: Dataset | None = None
+) -> CheckResult:
     """``row_count``: enough rows to train on."""
     return _row_count(len(df), params)
 
@@ -208,7 +254,10 @@ def _row_count(rows: int, params: ValidateParams) -> CheckResult:
 
 
 def check_drift(
-    df: pd.DataFrame, params: ValidateParams, reference: dict[str, Any] | None
+    df: pd.DataFrame,
+    params: ValidateParams,
+    reference: dict[str, Any] | None,
+    dataset: Dataset | None = None,
 ) -> CheckResult:
     """``drift``: the data still looks like the reference (training) schema.
 
@@ -223,7 +272,10 @@ def check_drift(
 
 
 def validate(
-    df: pd.DataFrame, params: ValidateParams, reference: dict[str, Any] | None = None
+    df: pd.DataFrame,
+    params: ValidateParams,
+    reference: dict[str, Any] | None = None,
+    dataset: Dataset | None = None,
 ) -> ValidationResult:
     """Run every check of :data:`CHECKS` on ``df``.
 
@@ -231,6 +283,8 @@ def validate(
         df: Processed data (the columns of :func:`mlpipe.data.clean`).
         params: The thresholds.
         reference: The training schema from :func:`infer_schema`, or ``None``.
+        dataset: The data's description (columns, ranges, categories, labels);
+            ``None`` is Iris with ``params``' ranges and labels.
 
     Returns:
         A result with one :class:`CheckResult` per check, in the order of
@@ -252,6 +306,7 @@ def validate_file(
     params: ValidateParams,
     reference: dict[str, Any] | None = None,
     stream_bytes: int = STREAM_BYTES,
+    dataset: Dataset | None = None,
 ) -> ValidationResult:
     """Run every check on a processed CSV file; a large file is never held whole.
 
@@ -266,7 +321,8 @@ def validate_file(
     from pandas' in the last bits). Files whose columns are not exactly
     ``FEATURES`` and ``TARGET``, or whose features are not all numbers, or
     whose labels all look like numbers, are read whole as above: they fail a
-    schema check anyway, which needs the whole frame to be worded.
+    schema check anyway, which needs the whole frame to be worded. So is a file
+    of a ``dataset`` other than Iris (the chunked checks know Iris's columns only).
 
     Raises:
         DataError: When the file cannot be read (see :func:`mlpipe.data.read_csv`).
@@ -274,8 +330,9 @@ def validate_file(
     from mlpipe import data
 
     path = Path(path)
-    if not path.is_file() or path.stat().st_size <= stream_bytes:
-        return validate(data.read_processed(path), params, reference)
+    other = dataset is not None and dataset != dataset_for(params)
+    if other or not path.is_file() or path.stat().st_size <= stream_bytes:
+        return validate(data.read_processed(path), params, reference, dataset)
     try:
         return _validate_chunks(path, params, reference)
     except _NotStreamable:
@@ -384,12 +441,8 @@ def _streamed_missing(missing: pd.Series, rows: int, params: ValidateParams) -> 
 
 
 def _streamed_ranges(outside: dict[str, int], params: ValidateParams) -> CheckResult:
-    low, high = params.feature_min, params.feature_max
     bad = {col: n for col, n in outside.items() if n}
-    if bad:
-        where = ", ".join(f"{col} ({n} rows)" for col, n in bad.items())
-        return CheckResult("domain.ranges", False, f"values outside [{low}, {high}] cm in {where}.")
-    return CheckResult("domain.ranges", True, f"all features within [{low}, {high}] cm.")
+    return _ranges_result(bad, dataset_for(params))
 
 
 def _streamed_categories(known: list[str], params: ValidateParams) -> CheckResult:
@@ -485,6 +538,6 @@ def read_schema(path: str | Path) -> dict[str, Any]:
     return schema
 
 
-def write_schema(df: pd.DataFrame, path: str | Path) -> Path:
+def write_schema(df: pd.DataFrame, path: str | Path, dataset: Dataset | None = None) -> Path:
     """Write the schema of ``df`` (see :func:`infer_schema`) as JSON."""
-    return write_json(path, infer_schema(df))
+    return write_json(path, infer_schema(df, dataset))

@@ -26,16 +26,19 @@ import sys
 from collections.abc import Sequence
 
 from mlpipe.config import (
+    PATHS,
     MonitorParams,
     ParamsError,
     PrepareParams,
     TrackParams,
     ValidateParams,
+    load_dataset,
     load_params,
     load_train_params,
     models_dir,
     project_dir,
 )
+from mlpipe.errors import PipelineError
 from mlpipe.files import write_json
 
 
@@ -59,11 +62,11 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--seed", type=int, default=0, help="churn: seed of the generator")
 
     prepare = stage("prepare", "clean raw data into data/processed with a fingerprint")
-    prepare.add_argument("--raw", default="data/raw/iris.csv", help="raw CSV to read")
-    prepare.add_argument("--out", default="data/processed/iris.csv", help="processed CSV")
+    prepare.add_argument("--raw", default=PATHS.raw, help="raw CSV to read")
+    prepare.add_argument("--out", default=PATHS.processed, help="processed CSV")
 
     validate = stage("validate", "run every data check; exit 1 when one fails")
-    validate.add_argument("--data", default="data/processed/iris.csv", help="CSV to check")
+    validate.add_argument("--data", default=PATHS.processed, help="CSV to check")
     validate.add_argument("--reference", default=None, help="training schema JSON (drift)")
     validate.add_argument("--report", default=None, help="write the checks as JSON here")
 
@@ -75,18 +78,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
     evaluate = stage("evaluate", "score a saved model on its held-out rows")
     evaluate.add_argument("--model", required=True, help="model folder written by train")
-    evaluate.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
-    evaluate.add_argument("--metrics", default="metrics.json", help="metrics JSON to write")
+    evaluate.add_argument("--data", default=PATHS.processed, help="processed CSV")
+    evaluate.add_argument("--metrics", default=PATHS.metrics, help="metrics JSON to write")
 
     schema = stage("schema", "write the schema of clean data, the reference for drift")
-    schema.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
-    schema.add_argument("--out", default="data/schema.json", help="schema JSON to write")
+    schema.add_argument("--data", default=PATHS.processed, help="processed CSV")
+    schema.add_argument("--out", default=PATHS.schema, help="schema JSON to write")
 
     tune = stage("tune", "Optuna search tracked in MLflow; register the best as challenger")
-    tune.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    tune.add_argument("--data", default=PATHS.processed, help="processed CSV")
 
     gate = stage("gate", "run the promotion gates on the challenger; exit 1 when blocked")
-    gate.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    gate.add_argument("--data", default=PATHS.processed, help="processed CSV")
     gate.add_argument("--promote", action="store_true", help="move 'champion' if allowed")
     gate.add_argument("--report", default=None, help="write the decision as JSON here")
     # Week 5: the model comes from the registry by alias (MLPIPE_SERVE_* variables).
@@ -94,14 +97,14 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     score = stages.add_parser("score", help="score a CSV file with the registered model")
-    score.add_argument("--data", default="data/processed/iris.csv", help="CSV to score")
-    score.add_argument("--out", default="predictions.csv", help="CSV with a prediction column")
+    score.add_argument("--data", default=PATHS.processed, help="CSV to score")
+    score.add_argument("--out", default=PATHS.predictions, help="CSV with a prediction column")
     score.add_argument(
         "--params", default=None, help="params.yaml whose validate ranges apply (default: built-in)"
     )
     onnx = stages.add_parser("export-onnx", help="export the registered model to ONNX (parity)")
-    onnx.add_argument("--data", default="data/processed/iris.csv", help="rows for the parity")
-    onnx.add_argument("--out", default="models/model.onnx", help="ONNX file to write")
+    onnx.add_argument("--data", default=PATHS.processed, help="rows for the parity")
+    onnx.add_argument("--out", default=PATHS.onnx, help="ONNX file to write")
     # Week 6: relative defaults are inside the project folder (MLPIPE_HOME, else here).
     monitor_help = "drift of the inference log against the training data; --check: exit 1 on drift"
     watch = stages.add_parser("monitor", help=monitor_help, description=monitor_help)
@@ -130,8 +133,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--rows", type=int, default=200, help="rows sent in each phase")
     sim.add_argument("--batch", type=int, default=1, help="rows per request (1: /predict)")
-    sim.add_argument("--data", default="data/processed/iris.csv", help="rows to sample from")
-    sim.add_argument("--labels", default="logs/labels.csv", help="ground-truth CSV to write")
+    sim.add_argument("--data", default=PATHS.processed, help="rows to sample from")
+    sim.add_argument("--labels", default=PATHS.labels, help="ground-truth CSV to write")
     sim.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     sim.add_argument("--delay", type=float, default=0.0, help="seconds between requests")
     # Week 7: capacity, the replicas of the API from a Locust run against one replica.
@@ -174,14 +177,14 @@ def _build_parser() -> argparse.ArgumentParser:
         return sub
 
     generate = scale_action("generate", "write a large Iris-like CSV to score (seeded)")
-    generate.add_argument("--out", default="data/big.csv", help="CSV to write")
+    generate.add_argument("--out", default=PATHS.big, help="CSV to write")
     generate.add_argument("--rows", type=int, default=None, help="rows (default: scale.rows)")
     generate.add_argument("--seed", type=int, default=None, help="seed (default: scale.seed)")
     split = scale_action("score", "score a CSV on the cluster: the bytes `mlpipe score` writes")
-    split.add_argument("--input", default="data/big.csv", help="CSV to score")
-    split.add_argument("--out", default="predictions.csv", help="CSV with a prediction column")
+    split.add_argument("--input", default=PATHS.big, help="CSV to score")
+    split.add_argument("--out", default=PATHS.predictions, help="CSV with a prediction column")
     search = scale_action("tune", "week 3's search as Ray Tune trials; register the best")
-    search.add_argument("--data", default="data/processed/iris.csv", help="processed CSV")
+    search.add_argument("--data", default=PATHS.processed, help="processed CSV")
     # end of week 7: scale
     # --- week 7: infra (CloudFormation on a moto server) ---
     infra_help = "deploy or delete the artefact store's CloudFormation stack, or lint its template"
@@ -231,7 +234,8 @@ def _fetch_churn(args: argparse.Namespace, out: str) -> int:
 def _run_prepare(args: argparse.Namespace) -> int:
     from mlpipe import data
 
-    info = data.prepare(args.raw, args.out, load_params(args.params, "prepare", PrepareParams))
+    params = load_params(args.params, "prepare", PrepareParams)
+    info = data.prepare(args.raw, args.out, params, load_dataset(args.params))
     print(f"prepared {info['rows']} rows into {args.out} ({info['fingerprint']})")
     return 0
 
@@ -241,7 +245,8 @@ def _run_validate(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, "validate", ValidateParams)
     reference = validate.read_schema(args.reference) if args.reference else None
-    result = validate.validate_file(args.data, params, reference)
+    dataset = load_dataset(args.params)
+    result = validate.validate_file(args.data, params, reference, dataset=dataset)
     for check in result.checks:
         print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.message}")
     if args.report:
@@ -255,6 +260,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from mlpipe import train
 
     params = load_train_params(args.params)
+    dataset = load_dataset(args.params)
     out = args.out or models_dir() / params.model_name
     df = None
     if args.data:
@@ -262,9 +268,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
         ranges = load_params(args.params, "validate", ValidateParams)
         df = data.check_training_data(
-            data.read_processed(args.data), ranges, params.test_size, args.data
+            data.read_processed(args.data), ranges, params.test_size, args.data, dataset
         )
-    result = train.train(params, out, data=df)
+    elif dataset.feature_names != train.FEATURES or dataset.target != train.TARGET:
+        raise ParamsError(
+            f"train needs --data for the dataset '{dataset.name}' (Iris is built in)."
+        )
+    result = train.train(params, out, data=df, dataset=dataset)
     meta = result.metadata
     if args.data:
         meta = data.attach_lineage(result.model_dir, data.lineage(args.data))
@@ -283,7 +293,8 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mlpipe import data, evaluate
 
-    metrics = evaluate.evaluate_saved(args.model, data.read_processed(args.data))
+    dataset = load_dataset(args.params)
+    metrics = evaluate.evaluate_saved(args.model, data.read_described(args.data, dataset), dataset)
     evaluate.write_metrics(metrics, args.metrics)
     print(f"accuracy {metrics['accuracy']:.4f} on {metrics['test_rows']} held-out rows")
     return 0
@@ -292,7 +303,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_schema(args: argparse.Namespace) -> int:
     from mlpipe import data, validate
 
-    print(f"schema written to {validate.write_schema(data.read_processed(args.data), args.out)}")
+    dataset = load_dataset(args.params)
+    df = data.read_described(args.data, dataset)
+    print(f"schema written to {validate.write_schema(df, args.out, dataset)}")
     return 0
 
 
@@ -301,9 +314,10 @@ def _run_tune(args: argparse.Namespace) -> int:
 
     base = load_train_params(args.params)
     params = load_params(args.params, "track", TrackParams)
-    df = data.read_processed(args.data)
+    dataset = load_dataset(args.params)
+    df = data.read_described(args.data, dataset)
     track.connect(params)
-    result = track.tune(base, params, df)
+    result = track.tune(base, params, df, dataset)
     description = (
         f"Best of {params.n_trials} Optuna trials (seed {params.seed}): C={result.best_params['C']:.4g}, "
         f"cv accuracy {result.best_score:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}."
@@ -318,15 +332,16 @@ def _run_tune(args: argparse.Namespace) -> int:
 
 
 def _run_gate(args: argparse.Namespace) -> int:
-    from mlpipe.config import GateParams
+    from mlpipe.config import load_gate_params
 
     base = load_train_params(args.params)
-    params = load_params(args.params, "gates", GateParams)
+    params = load_gate_params(args.params)
     track_params = load_params(args.params, "track", TrackParams)
     from mlpipe import data, gates
 
-    df = data.read_processed(args.data)
-    decision, found = gates.gate_registry(base.model_name, df, params, base, track_params)
+    dataset = load_dataset(args.params)
+    df = data.read_described(args.data, dataset)
+    decision, found = gates.gate_registry(base.model_name, df, params, base, track_params, dataset)
     version = found.challenger.version
     champion = f"version {found.champion.version}" if found.champion else "none yet"
     print(f"{base.model_name}: challenger version {version}, champion {champion}")
@@ -403,14 +418,15 @@ def _run_monitor(args: argparse.Namespace) -> int:
 
     params = load_params(_project_params(args), "monitor", MonitorParams)
     result = monitor.monitor(
-        log=_in_project(args.log, "logs/inference.jsonl"),
-        reference=_in_project(args.reference, "data/processed/iris.csv"),
-        schema=_in_project(args.schema, "data/schema.json"),
-        out=_in_project(args.out, "reports/monitoring"),
+        log=_in_project(args.log, PATHS.inference_log),
+        reference=_in_project(args.reference, PATHS.processed),
+        schema=_in_project(args.schema, PATHS.schema),
+        out=_in_project(args.out, PATHS.monitoring),
         params=params,
         labels=args.labels,
         since=args.since,
         last=args.last,
+        dataset=load_dataset(_project_params(args)),
     )
     summary = result.summary
     torn = f", {summary.torn_lines} torn last line skipped" if summary.torn_lines else ""
@@ -682,41 +698,20 @@ STAGES = {
 }
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The errors that are the user's to fix, each one sentence."""
-    errors: list[type[Exception]] = [ParamsError]
-    for module, name in (
-        ("mlpipe.data", "DataError"),
-        ("mlpipe.validate", "ValidationError"),
-        ("mlpipe.track", "TrackingError"),
-        ("mlpipe.serve", "ServeError"),
-        ("mlpipe.monitor", "MonitorError"),
-        ("mlpipe.simulate", "SimulateError"),
-        ("mlpipe.capacity", "CapacityError"),  # week 7: capacity
-        ("mlpipe.rollout", "RolloutError"),  # week 7: rollout
-        ("mlpipe.scale", "ScaleError"),  # week 7: scale
-        ("mlpipe.cloud", "CloudError"),  # week 7: infra
-    ):
-        loaded = sys.modules.get(module)
-        if loaded is not None:
-            errors.append(getattr(loaded, name))
-    return tuple(errors)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage and return the process exit code."""
     args = _build_parser().parse_args(argv)
     try:
+        if getattr(args, "params", None):  # a bad dataset description stops before any stage
+            load_dataset(args.params)
         return STAGES[args.stage](args)
     except NotImplementedError as err:
         where = err.args[0] if err.args else "a function of the stage"
         print(f"error: {where} is not implemented yet; finish it in labs/mlpipe.", file=sys.stderr)
         return 1
-    except Exception as err:
-        if isinstance(err, _user_errors()):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
+    except PipelineError as err:  # every error that is the user's to fix, one sentence
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe.config import CapacityParams
+from mlpipe.errors import PipelineError
 
 #: The row of Locust's stats CSV that sums every request.
 AGGREGATED = "Aggregated"
@@ -44,7 +45,7 @@ STATS_COLUMNS = (
 )
 
 
-class CapacityError(ValueError):
+class CapacityError(PipelineError, ValueError):
     """A load test or manifest the plan cannot use; the message is one sentence."""
 
 

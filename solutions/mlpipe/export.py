@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpipe.errors import ServeError
 from mlpipe.files import write_text_atomic
-from mlpipe.serve import ServeError
 
 #: Column the predictions are written to.
 PREDICTION = "prediction"

@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpipe import train
-from mlpipe.config import GateParams, TrackParams, TrainParams
+from mlpipe import registry, train
+from mlpipe.config import IRIS, Dataset, GateParams, TrackParams, TrainParams, rule_features
+from mlpipe.registry import CHALLENGER, CHAMPION
 
-#: The alias of the model in production; only :func:`promote` moves it.
-CHAMPION = "champion"
 #: The gates, in the order :func:`decide` runs them.
 GATES = (
     "thresholds",
@@ -54,12 +53,11 @@ GATES = (
 #: may drop by at most the tolerance.
 METRICS = ("accuracy", "f1_macro")
 #: Species from the smallest petals to the largest (the directional test's order).
-SPECIES_ORDER = ("setosa", "versicolor", "virginica")
-#: Textbook flowers (close to each species' mean, in cm) every model must recognise.
-CANONICAL = pd.DataFrame(
-    [[5.0, 3.4, 1.5, 0.2], [5.9, 2.8, 4.3, 1.3], [6.6, 3.0, 5.6, 2.1]], columns=train.FEATURES
-)
-CANONICAL_LABELS = list(SPECIES_ORDER)
+SPECIES_ORDER = IRIS.labels
+#: Textbook flowers (close to each species' mean, in cm) every model must recognise
+#: (the default ``gates.examples``).
+CANONICAL = pd.DataFrame([e["features"] for e in GateParams().examples], columns=train.FEATURES)
+CANONICAL_LABELS = [e["label"] for e in GateParams().examples]
 #: Single-row predictions timed by the latency gate (the median counts).
 LATENCY_REPEATS = 25
 #: Slack for floating-point rounding in comparisons with a threshold.
@@ -181,19 +179,25 @@ def versus_champion(
     ### END SOLUTION
 
 
-def invariance(model: Any, X: pd.DataFrame, params: GateParams) -> Check:
+def invariance(
+    model: Any, X: pd.DataFrame, params: GateParams, dataset: Dataset | None = None
+) -> Check:
     """``invariance``: measurement noise must not change the predictions.
 
     Adds uniform noise in ``[-perturbation, +perturbation]`` cm (drawn with
-    ``numpy.random.default_rng(params.seed)``) to every feature of ``X``.
+    ``numpy.random.default_rng(params.seed)``) to every feature of ``X`` (week 8:
+    to the features of ``gates.invariance_features``, see :func:`noisy_columns`).
 
     Returns:
         A passed check when the share of unchanged predictions is at least
         ``min_invariance``.
     """
+    columns = noisy_columns(X, params, dataset)
     ### BEGIN SOLUTION
     rng = np.random.default_rng(params.seed)
-    noisy = X + rng.uniform(-params.perturbation, params.perturbation, size=X.shape)
+    noisy = X.copy()
+    shape = (len(X), len(columns))
+    noisy[columns] = X[columns] + rng.uniform(-params.perturbation, params.perturbation, shape)
     same = float(np.mean(np.asarray(model.predict(noisy)) == np.asarray(model.predict(X))))
     detail = (
         f"{same:.1%} of predictions unchanged under ±{params.perturbation} cm of noise "
@@ -203,58 +207,113 @@ def invariance(model: Any, X: pd.DataFrame, params: GateParams) -> Check:
     ### END SOLUTION
 
 
-def directional(model: Any, X: pd.DataFrame, params: GateParams) -> Check:
+def directional(
+    model: Any, X: pd.DataFrame, params: GateParams, dataset: Dataset | None = None
+) -> Check:
     """``directional``: longer, wider petals never move a prediction down the species order.
 
     Adds ``directional_shift`` cm to ``petal_length`` and ``petal_width`` of
     every row of ``X``; the predicted species' position in
-    :data:`SPECIES_ORDER` must not decrease for any row.
+    :data:`SPECIES_ORDER` must not decrease for any row. (Week 8: each rule of
+    ``gates.directional`` in turn; the default rule is this one.) For each rule
+    your code adds ``directional_shift`` to ``grown[features]`` and sets ``down``,
+    the number of rows whose rank went down: ``rank = rule_ranks(rule, dataset)``
+    maps a predicted label to its rank (for Iris, its position in :data:`SPECIES_ORDER`).
 
     Returns:
         A passed check when no prediction moved down; on failure the detail
         says how many rows did.
     """
-    ### BEGIN SOLUTION
-    grown = X.copy()
-    grown[["petal_length", "petal_width"]] += params.directional_shift
-    rank = {species: i for i, species in enumerate(SPECIES_ORDER)}
-    before = [rank[str(label)] for label in model.predict(X)]
-    after = [rank[str(label)] for label in model.predict(grown)]
-    down = sum(b > a for b, a in zip(before, after, strict=True))
-    if down:
-        return Check(
-            "directional",
-            False,
-            f"{down} of {len(X)} predictions moved down the species order when the petals "
-            f"grew by {params.directional_shift} cm.",
-        )
-    return Check(
-        "directional",
-        True,
-        f"no prediction moved down when the petals grew by {params.directional_shift} cm.",
-    )
-    ### END SOLUTION
+    dataset = dataset or IRIS
+    problems, shown = [], []
+    for rule in params.directional:
+        features = rule_features(rule)
+        grown = X.copy()
+        ### BEGIN SOLUTION
+        grown[features] += params.directional_shift
+        rank = rule_ranks(rule, dataset)
+        before = [rank(label) for label in model.predict(X)]
+        after = [rank(label) for label in model.predict(grown)]
+        down = sum(b > a for b, a in zip(before, after, strict=True))
+        ### END SOLUTION
+        units = {dataset.feature(name).unit for name in features}
+        unit = f" {units.pop()}" if len(units) == 1 and None not in units else ""
+        what = f"{' and '.join(features)} grew by {params.directional_shift}{unit}"
+        shown.append(what)
+        if down:
+            problems.append(
+                f"{down} of {len(X)} predictions moved down the {rule_order(rule, dataset)} "
+                f"when {what}"
+            )
+    if problems:
+        return Check("directional", False, f"{'; '.join(problems)}.")
+    return Check("directional", True, f"no prediction moved down when {'; '.join(shown)}.")
 
 
-def minimum_functionality(model: Any) -> Check:
+def noisy_columns(X: pd.DataFrame, params: GateParams, dataset: Dataset | None) -> list[str]:
+    """The columns the invariance test perturbs: ``gates.invariance_features``, else every
+    numeric feature of the data set present in ``X`` (Iris: all four)."""
+    if params.invariance_features:
+        return list(params.invariance_features)
+    numeric = (dataset or IRIS).numeric
+    return [c for c in X.columns if c in numeric]
+
+
+def rule_ranks(rule: dict[str, Any], dataset: Dataset) -> Any:
+    """The function from a predicted label to its rank under a directional rule.
+
+    ``label_rank``: the label's position in ``dataset.labels``; ``positive``: 1 for
+    the positive class, else 0. A ``decreases`` rule negates the rank, so that in
+    both cases a rank that goes down breaks the rule.
+    """
+    sign = 1 if "increases" in rule else -1
+    if "positive" in rule.values():
+        return lambda label: sign * int(str(label) == dataset.positive)
+    order = {label: i for i, label in enumerate(dataset.labels)}
+    return lambda label: sign * order[str(label)]
+
+
+def rule_order(rule: dict[str, Any], dataset: Dataset) -> str:
+    """How a directional failure names the order (``species order`` for Iris)."""
+    if "positive" in rule.values():
+        return f"{'' if 'increases' in rule else 'reverse '}order of the positive class"
+    return f"{'' if 'increases' in rule else 'reverse '}{dataset.target} order"
+
+
+def minimum_functionality(
+    model: Any, params: GateParams | None = None, dataset: Dataset | None = None
+) -> Check:
     """``minimum_functionality``: the textbook flowers of :data:`CANONICAL` are recognised.
+
+    Week 8: the examples are ``params.examples`` (default: :data:`CANONICAL`
+    with :data:`CANONICAL_LABELS`), in the column order of ``dataset``.
 
     Returns:
         A passed check when every row of :data:`CANONICAL` is predicted as
         its label in :data:`CANONICAL_LABELS`; on failure the detail names
         each species that was missed and what was predicted instead.
     """
+    examples, labels = _examples(params, dataset)
     ### BEGIN SOLUTION
-    predicted = [str(label) for label in model.predict(CANONICAL)]
+    predicted = [str(label) for label in model.predict(examples)]
     missed = [
         f"a textbook {want} was predicted {got}"
-        for want, got in zip(CANONICAL_LABELS, predicted, strict=True)
+        for want, got in zip(labels, predicted, strict=True)
         if want != got
     ]
     if missed:
         return Check("minimum_functionality", False, f"{'; '.join(missed)}.")
     return Check("minimum_functionality", True, "every textbook flower is recognised.")
     ### END SOLUTION
+
+
+def _examples(params: GateParams | None, dataset: Dataset | None) -> tuple[pd.DataFrame, list]:
+    """The minimum-functionality rows and their labels."""
+    if params is None:
+        return CANONICAL, CANONICAL_LABELS
+    columns = (dataset or IRIS).feature_names
+    rows = pd.DataFrame([e["features"] for e in params.examples], columns=columns)
+    return rows, [e["label"] for e in params.examples]
 
 
 def latency(model: Any, X: pd.DataFrame, params: GateParams) -> Check:
@@ -301,6 +360,7 @@ def decide(
     df: pd.DataFrame,
     params: GateParams,
     train_params: TrainParams,
+    dataset: Dataset | None = None,
 ) -> Decision:
     """Run every gate on the challenger and keep every outcome.
 
@@ -312,6 +372,8 @@ def decide(
             ``test_size`` and ``seed``.
         params: The gates' thresholds.
         train_params: Where the held-out rows come from.
+        dataset: The data's description (its columns, labels and positive
+            class); ``None`` is Iris.
 
     Returns:
         A :class:`Decision` with one check per gate, in the order of
@@ -320,16 +382,17 @@ def decide(
         the behavioural, latency and size gates run on the challenger.
     """
     ### BEGIN SOLUTION
-    _, X_test, _, y_test = train.split_data(df, train_params.test_size, train_params.seed)
-    mine = train.evaluate(challenger, X_test, y_test)
-    theirs = None if champion is None else train.evaluate(champion, X_test, y_test)
+    ts, seed = train_params.test_size, train_params.seed
+    _, X_test, _, y_test = train.split_data(df, ts, seed, dataset)
+    mine = train.evaluate(challenger, X_test, y_test, dataset)
+    theirs = None if champion is None else train.evaluate(champion, X_test, y_test, dataset)
     return Decision(
         (
             thresholds(mine, params),
             versus_champion(mine, theirs, params),
-            invariance(challenger, X_test, params),
-            directional(challenger, X_test, params),
-            minimum_functionality(challenger),
+            invariance(challenger, X_test, params, dataset),
+            directional(challenger, X_test, params, dataset),
+            minimum_functionality(challenger, params, dataset),
             latency(challenger, X_test, params),
             size(challenger, params),
         )
@@ -364,7 +427,7 @@ def promote(name: str, decision: Decision, version: str | int) -> bool:
     )
     if not decision.allowed:
         return False
-    client.set_registered_model_alias(name, CHAMPION, version)
+    registry.set_alias(name, CHAMPION, version)
     return True
     ### END SOLUTION
 
@@ -383,13 +446,7 @@ class Candidates:
 
 
 def _version_by_alias(name: str, alias: str) -> Any | None:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    return registry.version(name, alias)
 
 
 def candidates(name: str) -> Candidates:
@@ -407,7 +464,7 @@ def candidates(name: str) -> Candidates:
     """
     import mlflow
 
-    from mlpipe.track import CHALLENGER, TrackingError
+    from mlpipe.errors import TrackingError
 
     ### BEGIN SOLUTION
     challenger = _version_by_alias(name, CHALLENGER)
@@ -426,6 +483,7 @@ def gate_registry(
     params: GateParams,
     train_params: TrainParams,
     track_params: TrackParams,
+    dataset: Dataset | None = None,
 ) -> tuple[Decision, Candidates]:
     """The ``gate`` stage: decide on the registry's challenger (``python -m mlpipe gate``).
 
@@ -442,7 +500,7 @@ def gate_registry(
     ### BEGIN SOLUTION
     track.connect(track_params)
     found = candidates(name)
-    challenger = track.load_by_alias(name, track.CHALLENGER)
+    challenger = track.load_by_alias(name, CHALLENGER)
     champion = None if found.champion is None else track.load_by_alias(name, CHAMPION)
-    return decide(challenger, champion, df, params, train_params), found
+    return decide(challenger, champion, df, params, train_params, dataset), found
     ### END SOLUTION

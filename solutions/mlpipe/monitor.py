@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,8 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from mlpipe.config import MonitorParams
+from mlpipe.config import Dataset, MonitorParams
+from mlpipe.errors import PipelineError
 from mlpipe.files import write_json, write_text_atomic
 
 #: The column of the served label, in the window and in the reference.
@@ -64,7 +65,7 @@ QUALITY_JSON_FILE = "quality.json"
 PROM_FILE = "mlpipe.prom"
 
 
-class MonitorError(ValueError):
+class MonitorError(PipelineError, ValueError):
     """Input the monitor cannot judge; the message is one sentence."""
 
 
@@ -163,8 +164,10 @@ def _bad_line(path: Path, number: int, problem: str) -> MonitorError:
     return MonitorError(f"Line {number} of the inference log {path} {problem}.")
 
 
-def _record_problem(record: Any, features: list[str], keys: set[str]) -> str | None:
-    """What is wrong with one parsed log record, or ``None``."""
+def _record_problem(
+    record: Any, features: list[str], keys: set[str], categorical: Collection[str] = ()
+) -> str | None:
+    """What is wrong with one parsed log record, or ``None`` (``categorical``: text features)."""
     if type(record) is not dict:
         return "is not a JSON object"
     missing = [key for key in RECORD_KEYS if key not in record]
@@ -175,10 +178,14 @@ def _record_problem(record: Any, features: list[str], keys: set[str]) -> str | N
         return "has 'inputs' that are not a JSON object"
     if inputs.keys() != keys:
         return f"has the inputs {', '.join(map(str, inputs))}, not {', '.join(features)}"
-    bad = [f for f in features if type(inputs[f]) not in (int, float)]
+    bad = [f for f in categorical if type(inputs[f]) is not str]
+    if bad:
+        return f"has a value that is not text in {', '.join(bad)}"
+    numeric = [f for f in features if f not in categorical]
+    bad = [f for f in numeric if type(inputs[f]) not in (int, float)]
     if bad:
         return f"has a value that is not a number in {', '.join(bad)}"
-    bad = [f for f in features if not math.isfinite(inputs[f])]
+    bad = [f for f in numeric if not math.isfinite(inputs[f])]
     if bad:
         return f"has a value that is not finite in {', '.join(bad)}"
     if type(record["output"]) is not str or type(record["time"]) is not str:
@@ -186,7 +193,9 @@ def _record_problem(record: Any, features: list[str], keys: set[str]) -> str | N
     return None
 
 
-def fast_frame(data: bytes, lines: int, features: list[str]) -> pd.DataFrame | None:
+def fast_frame(
+    data: bytes, lines: int, features: list[str], categorical: Collection[str] = ()
+) -> pd.DataFrame | None:
     """The frame of a log of ``lines`` well-formed records, read by pyarrow's JSON reader.
 
     About three times faster than ``json.loads`` line by line, it returns ``None``
@@ -198,6 +207,7 @@ def fast_frame(data: bytes, lines: int, features: list[str]) -> pd.DataFrame | N
         data: The log's complete lines (UTF-8 bytes).
         lines: How many lines ``data`` holds.
         features: The reference schema's features.
+        categorical: Those of them that are text (week 8); the others are numbers.
 
     Returns:
         The frame :func:`read_log` returns, or ``None``.
@@ -212,7 +222,10 @@ def fast_frame(data: bytes, lines: int, features: list[str]) -> pd.DataFrame | N
             ("time", text),
             ("model_name", text),
             ("model_version", text),
-            ("inputs", pa.struct([(f, pa.float64()) for f in features])),
+            (
+                "inputs",
+                pa.struct([(f, text if f in categorical else pa.float64()) for f in features]),
+            ),
             ("output", text),
             ("latency_ms", pa.float64()),
         ]
@@ -232,7 +245,7 @@ def fast_frame(data: bytes, lines: int, features: list[str]) -> pd.DataFrame | N
     for f in features:
         values = inputs.field(f)
         columns[f] = values.to_numpy(zero_copy_only=False) if not values.null_count else None
-        if columns[f] is None or not np.isfinite(columns[f]).all():
+        if columns[f] is None or (f not in categorical and not np.isfinite(columns[f]).all()):
             return None
     columns[PREDICTION] = table.column("output").to_pylist()
     for key in ("time", "request_id", "model_version"):
@@ -240,7 +253,12 @@ def fast_frame(data: bytes, lines: int, features: list[str]) -> pd.DataFrame | N
     return pd.DataFrame(columns)
 
 
-def read_log(path: str | Path, features: list[str], schema_path: str | Path = "schema") -> LogData:
+def read_log(
+    path: str | Path,
+    features: list[str],
+    schema_path: str | Path = "schema",
+    categorical: Collection[str] = (),
+) -> LogData:
     """Read week 5's inference log (JSON lines) into a frame.
 
     Every line must be one record of ``log_records``: a JSON object with the keys
@@ -253,6 +271,7 @@ def read_log(path: str | Path, features: list[str], schema_path: str | Path = "s
         path: The log file.
         features: The reference schema's features (:func:`schema_features`).
         schema_path: The schema file, named when the log's columns differ from it.
+        categorical: The features that are text, not numbers (week 8's data sets).
 
     Returns:
         The records as a :class:`LogData` (frame columns: ``features``, then
@@ -292,15 +311,19 @@ def read_log(path: str | Path, features: list[str], schema_path: str | Path = "s
         raise MonitorError(
             f"The inference log {path} is empty: it has no complete prediction{detail}."
         )
-    frame = fast_frame(data, count, features)
+    frame = fast_frame(data, count, features, categorical)
     if frame is None:
-        frame = records_frame(path, data, features, schema_path)
+        frame = records_frame(path, data, features, schema_path, categorical)
     return LogData(frame, lines=len(frame), torn_lines=torn)
     ### END SOLUTION
 
 
 def records_frame(
-    path: Path, data: bytes, features: list[str], schema_path: str | Path
+    path: Path,
+    data: bytes,
+    features: list[str],
+    schema_path: str | Path,
+    categorical: Collection[str] = (),
 ) -> pd.DataFrame:
     """The frame of a log's complete lines, parsed with ``json``; the first bad line is named.
 
@@ -309,6 +332,7 @@ def records_frame(
         data: Its complete lines (a torn last line already cut off).
         features: The reference schema's features.
         schema_path: The schema file (named when the columns differ).
+        categorical: The features that are text, not numbers.
 
     Returns:
         The frame :func:`read_log` returns.
@@ -344,11 +368,12 @@ def records_frame(
         )
     keys = set(features)
     for number, record in enumerate(records, 1):
-        problem = _record_problem(record, features, keys)
+        problem = _record_problem(record, features, keys, categorical)
         if problem is not None:
             raise _bad_line(path, number, problem)
     columns: dict[str, Any] = {
-        f: np.array([r["inputs"][f] for r in records], dtype=float) for f in features
+        f: np.array([r["inputs"][f] for r in records], dtype=object if f in categorical else float)
+        for f in features
     }
     columns[PREDICTION] = [r["output"] for r in records]
     for key in ("time", "request_id", "model_version"):
@@ -408,9 +433,15 @@ def select_window(
 
 
 def read_reference(
-    path: str | Path, schema: Mapping[str, Any], schema_path: str | Path
+    path: str | Path,
+    schema: Mapping[str, Any],
+    schema_path: str | Path,
+    dataset: Dataset | None = None,
 ) -> pd.DataFrame:
     """The training data as the reference: its features and its labels as ``prediction``.
+
+    The features are the schema's numeric ones, then ``dataset``'s categorical ones
+    (week 8; :func:`monitored_features`); the labels are ``dataset.target`` (Iris: species).
 
     Raises:
         DataError: When the file cannot be read (week 2's sentences).
@@ -419,14 +450,27 @@ def read_reference(
     from mlpipe import data
 
     df = data.read_processed(path)
-    features = schema_features(schema)
-    missing = [c for c in [*features, TARGET] if c not in df.columns]
+    features, _ = monitored_features(schema, dataset)
+    target = TARGET if dataset is None else dataset.target
+    missing = [c for c in [*features, target] if c not in df.columns]
     if missing:
         raise MonitorError(
             f"The reference data {path} lacks the column(s) {', '.join(missing)} "
             f"of the reference schema {schema_path}."
         )
-    return pd.DataFrame({**{f: df[f] for f in features}, PREDICTION: df[TARGET].astype(str)})
+    return pd.DataFrame({**{f: df[f] for f in features}, PREDICTION: df[target].astype(str)})
+
+
+def monitored_features(
+    schema: Mapping[str, Any], dataset: Dataset | None = None
+) -> tuple[list[str], list[str]]:
+    """The features drift is judged on, and those of them that are categorical.
+
+    The schema's numeric features (:func:`schema_features`), then the data set's
+    categorical ones (none for Iris, or without a ``dataset``).
+    """
+    categorical = [] if dataset is None else list(dataset.categorical)
+    return schema_features(schema) + categorical, categorical
 
 
 def read_labels(path: str | Path) -> pd.DataFrame:
@@ -465,7 +509,11 @@ def attach_labels(window: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_report(
-    current: pd.DataFrame, reference: pd.DataFrame, features: list[str], params: MonitorParams
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    features: list[str],
+    params: MonitorParams,
+    categorical: Collection[str] = (),
 ) -> Any:
     """Run Evidently's drift report on the window against the reference.
 
@@ -474,6 +522,8 @@ def build_report(
     ``params.max_drift_share``) and a ``ValueDrift`` of ``prediction``
     (chi-square, :data:`LABEL_TEST`, same threshold); the features are numerical
     columns and ``prediction`` a categorical one of an Evidently ``DataDefinition``.
+    Week 8: the features in ``categorical`` are categorical columns, tested with
+    chi-square (:data:`LABEL_TEST`) like the prediction.
 
     Returns:
         The Evidently snapshot (``Report.run``'s result).
@@ -483,13 +533,17 @@ def build_report(
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    definition = DataDefinition(numerical_columns=features, categorical_columns=[PREDICTION])
+    numeric = [f for f in features if f not in categorical]
+    definition = DataDefinition(
+        numerical_columns=numeric, categorical_columns=[*categorical, PREDICTION]
+    )
     columns = [*features, PREDICTION]
     report = Report(
         [
             DataDriftPreset(
                 columns=features,
                 num_method=FEATURE_TEST,
+                cat_method=LABEL_TEST,
                 threshold=params.drift_threshold,
                 drift_share=params.max_drift_share,
             ),
@@ -704,8 +758,12 @@ def monitor(
     labels: str | Path | None = None,
     since: str | None = None,
     last: int | None = None,
+    dataset: Dataset | None = None,
 ) -> MonitorResult:
     """Judge a window of the inference log against the reference; write every output.
+
+    ``dataset`` (week 8) names the label column and the categorical features, whose
+    drift is tested with chi-square; ``None`` is Iris.
 
     The window is the rows since ``since`` (if given), then the latest ``last`` of
     them; ``last`` defaults to ``params.last`` unless ``since`` is given alone.
@@ -722,12 +780,12 @@ def monitor(
     if last is None and since is None:
         last = params.last
     schema_data = validate.read_schema(schema)
-    features = schema_features(schema_data)
-    ref = read_reference(reference, schema_data, schema)
+    features, categorical = monitored_features(schema_data, dataset)
+    ref = read_reference(reference, schema_data, schema, dataset)
     truth = read_labels(labels) if labels is not None else None
-    found = read_log(log, features, schema)
+    found = read_log(log, features, schema, categorical)
     window = select_window(found.frame, moment, last, params.min_rows)
-    snapshot = build_report(window, ref, features, params)
+    snapshot = build_report(window, ref, features, params, categorical)
     summary = summarise(snapshot, window, features, params, since, last, found.torn_lines)
     quality = None
     if truth is not None:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -70,7 +70,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from mlpipe.config import project_dir
+from mlpipe import registry
+from mlpipe.config import PATHS, project_dir
+from mlpipe.errors import ServeError
 
 try:  # a faster JSON parser when it is installed (the course's lock has it); else the stdlib's
     import orjson
@@ -85,9 +87,9 @@ _ORJSON_STRICT = (
 logger = logging.getLogger("mlpipe.serve")
 
 #: Where the inference log goes, inside the project folder.
-LOG_FILE = Path("logs") / "inference.jsonl"
+LOG_FILE = Path(PATHS.inference_log)
 #: Week 6's latest monitoring summary, inside the project folder (``python -m mlpipe monitor``).
-SUMMARY_FILE = Path("reports") / "monitoring" / "summary.json"
+SUMMARY_FILE = Path(PATHS.monitoring) / "summary.json"
 #: Paths that get their own label in the request metrics; anything else is ``other``.
 ENDPOINTS = ("/health", "/ready", "/metadata", "/predict", "/predict/batch", "/metrics")
 #: Python types of the MLflow signature's column types.
@@ -139,33 +141,46 @@ MAX_ERRORS = 5
 MAX_MESSAGE = 1000
 
 
-class ServeError(RuntimeError):
-    """A serving problem the user can fix; the message is one sentence."""
-
-
 def clip(text: object, limit: int = MAX_NAME) -> str:
     """``text`` as a string of at most ``limit`` characters (cut ones end in ``...``)."""
     text = str(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def feature_range(settings: "Settings") -> tuple[float, float]:
-    """The valid range of every numeric feature: week 2's ``validate`` parameters.
+def served_dataset(settings: "Settings") -> Any:
+    """The data set of the params file (:func:`mlpipe.config.load_dataset`; Iris without one).
 
     Raises:
         ServeError: When the params file is unusable, in one sentence.
     """
-    from mlpipe.config import ParamsError, ValidateParams, load_params
+    from mlpipe.config import ParamsError, load_dataset
 
     path: Path | None = settings.params_file
     if path is None:
         path = project_dir() / "params.yaml"
         path = path if path.is_file() else None
     try:
-        params = load_params(path, "validate", ValidateParams)
+        return load_dataset(path)
     except ParamsError as err:
         raise ServeError(str(err)) from None
-    return float(params.feature_min), float(params.feature_max)
+
+
+def feature_range(settings: "Settings") -> tuple[float, float]:
+    """The valid range of a numeric feature: week 2's ``validate`` parameters.
+
+    With a ``dataset`` section (week 8), the span of every numeric feature's range
+    (the smallest ``min`` to the largest ``max``).
+
+    Raises:
+        ServeError: When the params file is unusable, in one sentence.
+    """
+    numeric = [f for f in served_dataset(settings).features if f.numeric]
+    return float(min(f.min for f in numeric)), float(max(f.max for f in numeric))
+
+
+def feature_categories(settings: "Settings") -> dict[str, tuple[str, ...]]:
+    """The categories of each categorical feature of the served data set (none for Iris)."""
+    return {f.name: f.categories for f in served_dataset(settings).features if not f.numeric}
 
 
 class Settings(BaseSettings):
@@ -193,8 +208,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLPIPE_SERVE_", protected_namespaces=())
 
-    model_name: str = "iris-classifier"
-    model_alias: str = "champion"
+    model_name: str = registry.DEFAULT_MODEL_NAME
+    model_alias: str = registry.CHAMPION
     tracking_uri: str | None = None
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
@@ -251,10 +266,7 @@ class ModelRef:
 
 def default_tracking_uri() -> str:
     """Week 3's store: ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
-    from mlpipe import track
-    from mlpipe.config import TrackParams
-
-    return track.tracking_uri(TrackParams())
+    return registry.tracking_uri()
 
 
 def _check_store(uri: str) -> None:
@@ -277,11 +289,7 @@ def _check_store(uri: str) -> None:
 
 def _download(download_uri: str, name: str, tracking_uri: str, dst: str) -> str:
     """Download one file of a logged model's artifacts into ``dst``; return its path."""
-    import mlflow
-
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{download_uri.rstrip('/')}/{name}", tracking_uri=tracking_uri, dst_path=dst
-    )
+    return registry.download(f"{download_uri.rstrip('/')}/{name}", tracking_uri, dst)
 
 
 def _signature_features(download_uri: str, tracking_uri: str) -> tuple[tuple[str, str], ...]:
@@ -314,12 +322,11 @@ def resolve_model(settings: Settings) -> ModelRef:
             alias '<alias>'.``
     """
     ### BEGIN SOLUTION
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     uri = settings.tracking_uri or default_tracking_uri()
     _check_store(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = registry.client(uri)
     try:
         version = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
     except MlflowException:
@@ -350,10 +357,7 @@ def load_model(ref: ModelRef) -> Any:
     import mlflow
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-serve-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=ref.download_uri, tracking_uri=ref.tracking_uri, dst_path=tmp
-        )
-        return mlflow.sklearn.load_model(path)
+        return mlflow.sklearn.load_model(registry.download(ref.download_uri, ref.tracking_uri, tmp))
     ### END SOLUTION
 
 
@@ -376,7 +380,9 @@ class BatchPrediction(BaseModel):
     predictions: list[str]
 
 
-def row_schema(features: tuple[tuple[str, str], ...]) -> type[BaseModel]:
+def row_schema(
+    features: tuple[tuple[str, str], ...], categories: dict[str, tuple[str, ...]] | None = None
+) -> type[BaseModel]:
     """Build the pydantic model of one input row from the model's signature.
 
     Every column is a required field of its type, in strict mode (``"5.1"`` is
@@ -385,15 +391,20 @@ def row_schema(features: tuple[tuple[str, str], ...]) -> type[BaseModel]:
 
     Args:
         features: ``(column, MLflow type)`` pairs, e.g. ``("sepal_length", "double")``.
+        categories: Week 8: the categories of each categorical column (see
+            :func:`feature_categories`); such a field is an enum of them.
 
     Returns:
         A pydantic model class named ``Row``.
     """
+    categories = categories or {}
     ### BEGIN SOLUTION
     fields: dict[str, Any] = {}
     for name, kind in features:
         python_type = COLUMN_TYPES.get(kind, str)
-        if python_type is float:
+        if name in categories:
+            fields[name] = (Literal[tuple(categories[name])], ...)
+        elif python_type is float:
             fields[name] = (Annotated[float, Field(strict=True, allow_inf_nan=False)], ...)
         else:
             fields[name] = (Annotated[python_type, Field(strict=True)], ...)
@@ -1578,7 +1589,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     ref = resolve_model(settings)
-    row = row_schema(ref.features)
+    row = row_schema(ref.features, feature_categories(settings))
     state = ServeState(settings, ref, row)
     app = FastAPI(
         title="mlpipe serving",

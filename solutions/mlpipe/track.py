@@ -27,23 +27,17 @@ import pandas as pd
 from mlflow.entities import RunStatus
 from mlflow.models import infer_signature
 
-from mlpipe import train
-from mlpipe.config import TrackParams, TrainParams, project_dir
+from mlpipe import registry, train
+from mlpipe.config import Dataset, TrackParams, TrainParams, project_dir
+from mlpipe.errors import TrackingError
+from mlpipe.registry import CHALLENGER
 
-#: The SQLite file (inside the project folder) used when no URI is configured.
-DEFAULT_DB = "mlflow.db"
 #: Folder (inside the project folder) for artifacts of the SQLite store.
 ARTIFACTS_DIR = "mlartifacts"
-#: The alias a freshly tuned model gets; week 4's gates decide on ``champion``.
-CHALLENGER = "challenger"
 #: Name of the model inside a run.
 MODEL_NAME = "model"
 #: File name of the confusion-matrix figure among the run's artifacts.
 FIGURE_FILE = "confusion_matrix.png"
-
-
-class TrackingError(RuntimeError):
-    """A tracking problem the user can fix; the message is one sentence."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +69,7 @@ def tracking_uri(params: TrackParams) -> str:
         empty, else ``sqlite:///<project>/mlflow.db``.
     """
     ### BEGIN SOLUTION
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
-    return uri or f"sqlite:///{project_dir() / DEFAULT_DB}"
+    return registry.tracking_uri(params.tracking_uri)
     ### END SOLUTION
 
 
@@ -241,16 +234,20 @@ def _data_tags(df: pd.DataFrame) -> dict[str, str | None]:
     return {"data_fingerprint": train.fingerprint(df), "git_commit": train.git_commit()}
 
 
-def cv_score(params: TrainParams, X: pd.DataFrame, y: pd.Series, folds: int) -> float:
+def cv_score(
+    params: TrainParams, X: pd.DataFrame, y: pd.Series, folds: int, dataset: Dataset | None = None
+) -> float:
     """Mean accuracy of the week-1 pipeline over stratified folds (seeded)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
-    scores = cross_val_score(train.build_pipeline(params), X, y, cv=splitter)
+    scores = cross_val_score(train.build_pipeline(params, dataset), X, y, cv=splitter)
     return float(scores.mean())
 
 
-def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
+def tune(
+    base: TrainParams, track: TrackParams, df: pd.DataFrame, dataset: Dataset | None = None
+) -> TuneResult:
     """Search ``C`` with Optuna; each trial is a nested run of one parent run.
 
     Args:
@@ -258,6 +255,7 @@ def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
         track: ``n_trials``, ``seed`` (of the sampler), the ``C`` bounds and
             ``cv_folds``.
         df: The training data.
+        dataset: Its description (week 8: columns, preprocessing, metrics); ``None`` is Iris.
 
     Returns:
         The :class:`TuneResult`. Each trial run has the params of
@@ -271,14 +269,14 @@ def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    X_train, X_test, y_train, y_test = train.split_data(df, base.test_size, base.seed)
+    X_train, X_test, y_train, y_test = train.split_data(df, base.test_size, base.seed, dataset)
     run_ids: dict[int, str] = {}
 
     def objective(trial: optuna.Trial) -> float:
         params = _with_c(base, trial.suggest_float("C", track.C_min, track.C_max, log=True))
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
             run_ids[trial.number] = run.info.run_id
-            score = cv_score(params, X_train, y_train, track.cv_folds)
+            score = cv_score(params, X_train, y_train, track.cv_folds, dataset)
             mlflow.log_params(asdict(params))
             mlflow.log_metric("cv_accuracy", score)
         return score
@@ -291,8 +289,8 @@ def tune(base: TrainParams, track: TrackParams, df: pd.DataFrame) -> TuneResult:
         study.optimize(objective, n_trials=track.n_trials)
         best = _with_c(base, study.best_params["C"])
         mlflow.log_metric("best_cv_accuracy", study.best_value)
-        model = train.build_pipeline(best).fit(X_train, y_train)
-        metrics = train.evaluate(model, X_test, y_test)
+        model = train.build_pipeline(best, dataset).fit(X_train, y_train)
+        metrics = train.evaluate(model, X_test, y_test, dataset)
         best_run_id = run_ids[study.best_trial.number]
         with mlflow.start_run(run_id=best_run_id, nested=True):
             uri = log_training_run(model, best, metrics, X_test.head(3), _data_tags(df))
@@ -335,7 +333,7 @@ def register(name: str, model_uri: str, run_id: str, description: str) -> Any:
         raise TrackingError(f"Run {run_id} is {status}, not FINISHED; nothing was registered.")
     version = mlflow.register_model(model_uri, name)
     client.update_model_version(name, version.version, description=description)
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    registry.set_alias(name, CHALLENGER, version.version)
     return client.get_model_version(name, version.version)
     ### END SOLUTION
 
@@ -349,13 +347,5 @@ def load_by_alias(name: str, alias: str = CHALLENGER) -> Any:
             alias '<alias>'.``
     """
     ### BEGIN SOLUTION
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
-    except MlflowException:
-        raise TrackingError(
-            f"The registry at {mlflow.get_registry_uri()} has no model '{name}' "
-            f"with the alias '{alias}'."
-        ) from None
+    return registry.load(name, alias)
     ### END SOLUTION

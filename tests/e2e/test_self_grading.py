@@ -33,8 +33,8 @@ GRADED = (3, 4, 5)
 #: Generous limits: this run proves the flags and the points, not the timeouts.
 LIMITS = Limits(cell_timeout=120, test_timeout=180)
 #: The line week 4's visible mutant plants its bug in, and an honest rewrite of it.
-REFERENCE_LINE = "df[TARGET] = labels.str.removeprefix(params.label_prefix)"
-HONEST_LINE = "df[TARGET] = [label.removeprefix(params.label_prefix) for label in labels]"
+REFERENCE_LINE = "df[target] = labels.str.removeprefix(params.label_prefix)"
+HONEST_LINE = "df[target] = [label.removeprefix(params.label_prefix) for label in labels]"
 VISIBLE_MUTANT = "test_suite.py::test_your_suite_catches_a_label_prefix_left_in_place"
 
 
@@ -98,6 +98,6 @@ def test_the_courses_own_skip_scores_zero_without_a_flag(graded):
     assert list(skipped) == [VISIBLE_MUTANT]
     test = skipped[VISIBLE_MUTANT]
     assert test.score == 0 and test.max_score == 2
-    assert "has no line `df[TARGET] = labels.str.removeprefix" in test.output
+    assert "has no line `df[target] = labels.str.removeprefix" in test.output
     others = [t.name for t in report.tests if t.status not in ("passed", "manual", "skipped")]
     assert others == []

@@ -18,8 +18,8 @@ from conftest import PIPELINE_DIR, REFERENCE, Mutant, require_suite_passes
 KEEPS_PREFIX = Mutant(
     "clean-keeps-the-label-prefix",
     "mlpipe/data.py",
-    "df[TARGET] = labels.str.removeprefix(params.label_prefix)",
-    "df[TARGET] = labels",
+    "df[target] = labels.str.removeprefix(params.label_prefix)",
+    "df[target] = labels",
 )
 
 

@@ -14,20 +14,20 @@ MUTANTS = (
     Mutant(
         "split-without-stratify",
         "mlpipe/train.py",
-        "random_state=seed, stratify=df[TARGET]",
+        "random_state=seed, stratify=df[target]",
         "random_state=seed",
     ),
     Mutant(
         "split-ignores-the-seed",
         "mlpipe/train.py",
-        "random_state=seed, stratify=df[TARGET]",
-        "random_state=None, stratify=df[TARGET]",
+        "random_state=seed, stratify=df[target]",
+        "random_state=None, stratify=df[target]",
     ),
     Mutant(
         "labels-shuffled-against-rows",
         "mlpipe/train.py",
-        "model = build_pipeline(params).fit(X_train, y_train)",
-        "model = build_pipeline(params).fit(\n"
+        "model = build_pipeline(params, dataset).fit(X_train, y_train)",
+        "model = build_pipeline(params, dataset).fit(\n"
         "        X_train, y_train.sample(frac=1.0, random_state=params.seed).to_numpy()\n"
         "    )",
     ),
@@ -52,8 +52,8 @@ MUTANTS = (
     Mutant(
         "unknown-labels-checked-the-wrong-way-round",
         "mlpipe/validate.py",
-        "unseen = sorted(set(labels) - set(params.categories))",
-        "unseen = sorted(set(params.categories) - set(labels))",
+        "unseen = sorted(set(labels) - set(ds.labels))",
+        "unseen = sorted(set(ds.labels) - set(labels))",
     ),
 )
 
@@ -63,7 +63,7 @@ EQUIVALENT = Mutant(
     "mlpipe/train.py",
     "    pred = model.predict(X)\n"
     "    labels = sorted(str(label) for label in np.unique(y))\n"
-    "    return {\n"
+    "    metrics = {\n"
     '        "accuracy": float(accuracy_score(y, pred)),\n'
     '        "f1_macro": float(f1_score(y, pred, average="macro")),\n'
     '        "labels": labels,\n'
@@ -71,7 +71,7 @@ EQUIVALENT = Mutant(
     "    # the predictions on the held-out rows\n"
     "    predicted = model.predict(X)\n"
     "    labels = sorted(str(label) for label in np.unique(y))\n"
-    "    return {\n"
+    "    metrics = {\n"
     '        "accuracy": float(accuracy_score(y, predicted)),\n'
     '        "f1_macro": float(f1_score(y, predicted, average="macro")),\n'
     '        "labels": labels,\n'
