@@ -324,7 +324,7 @@ MISTAKES += [
         3,
         "mlpipe/track.py",
         "registry.tracking_uri(params.tracking_uri)",
-        'os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri or f"sqlite:///{DEFAULT_DB}"',
+        'os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri or "sqlite:///mlflow.db"',
         _W3 + "test_tracking_uri_defaults_to_sqlite_in_the_project",
         ("tracking_uri(TrackParams()) returned 'sqlite:///mlflow.db'", "project folder"),
     ),

@@ -916,6 +916,10 @@ class LocalCluster:
 
     def _start(self, *args: str, timeout: float) -> None:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # Ray turns token authentication on by itself when ~/.ray/auth_token exists (any
+        # local ray.init() writes one), and then a node started without that file fails:
+        # these nodes listen on 127.0.0.1 only, so say what they do instead of guessing.
+        env["RAY_AUTH_MODE"] = "disabled"
         # The head asks its GCS for its own node every 2 s, 20 times by default: too few on
         # a busy machine, where the GCS takes longer to answer than that; wait as long as we do.
         env.setdefault("RAY_NUM_REDIS_GET_RETRIES", str(max(20, int(timeout) // 2)))

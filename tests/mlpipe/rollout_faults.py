@@ -1,8 +1,10 @@
 """FAULT INJECTION for the rollout's slow tests: ``mlpipe.serve`` with latency or 500s added.
 
 Not a mock of the backend: the real app (real model from the registry, real
-Prometheus metrics), with one pure ASGI middleware placed *inside* its
-``GuardMiddleware``, so that the backend's own metrics count what the fault does::
+Prometheus metrics) whose ``/predict`` endpoint is wrapped. The serving app answers
+``/predict`` from its ``GuardMiddleware`` (``serve.direct_routes``), past every
+middleware below it, so the fault wraps the endpoint that middleware calls; the
+backend's own metrics count what the fault does::
 
     MLPIPE_FAULT_DELAY_S=0.3 uvicorn rollout_faults:create_app --factory --app-dir tests/mlpipe
     MLPIPE_FAULT_EVERY=3     ...   # every 3rd /predict answered 500 (without predicting)
@@ -12,37 +14,43 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from mlpipe import serve
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 
-class Faults:
-    """ASGI middleware: delay every ``/predict`` or answer every ``every``-th with a 500."""
 
-    def __init__(self, app: Any, delay: float, every: int) -> None:
-        self.app, self.delay, self.every, self.seen = app, delay, every, 0
+def faulty(endpoint: Endpoint, delay: float, every: int) -> Endpoint:
+    """``endpoint``, delayed by ``delay`` seconds, and answering every ``every``-th call with a 500."""
+    seen = 0
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/predict":
-            self.seen += 1
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if self.every and self.seen % self.every == 0:
-                body = b'{"detail": "injected fault"}'
-                headers = [(b"content-type", b"application/json")]
-                await send({"type": "http.response.start", "status": 500, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+    async def wrapped(request: Request) -> Response:
+        nonlocal seen
+        seen += 1
+        if delay:
+            await asyncio.sleep(delay)
+        if every and seen % every == 0:
+            return JSONResponse({"detail": "injected fault"}, status_code=500)
+        return await endpoint(request)
+
+    return wrapped
 
 
 def create_app() -> Any:
-    """The serving app with :class:`Faults` inside its metrics middleware."""
+    """The serving app whose direct ``/predict`` route carries the faults of the environment."""
     app = serve.create_app()
     delay = float(os.environ.get("MLPIPE_FAULT_DELAY_S", "0"))
     every = int(os.environ.get("MLPIPE_FAULT_EVERY", "0"))
-    app.user_middleware.append(Middleware(Faults, delay=delay, every=every))  # innermost
-    return app
+    routes = app.router.routes
+    for i, route in enumerate(routes):
+        if type(route) is Route and route.path == "/predict":
+            wrapped = faulty(route.endpoint, delay, every)
+            routes[i] = Route(route.path, wrapped, methods=list(route.methods or ()), name=route.name)
+            return app
+    raise RuntimeError("mlpipe.serve has no direct /predict route to put the faults on")
