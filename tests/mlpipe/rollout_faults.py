@@ -51,6 +51,8 @@ def create_app() -> Any:
     for i, route in enumerate(routes):
         if type(route) is Route and route.path == "/predict":
             wrapped = faulty(route.endpoint, delay, every)
-            routes[i] = Route(route.path, wrapped, methods=list(route.methods or ()), name=route.name)
+            routes[i] = Route(
+                route.path, wrapped, methods=list(route.methods or ()), name=route.name
+            )
             return app
     raise RuntimeError("mlpipe.serve has no direct /predict route to put the faults on")
