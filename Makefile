@@ -71,7 +71,8 @@ test-slow: $(STAMP) ## the slow tier: lessons under nbval, full hostile batch, s
 	-command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
 		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	-$(INSTALL_PROMETHEUS)
-	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder -m slow $(PYTEST_ARGS) tests
+	$(PYTEST) -n 2 --dist loadgroup --no-loadscope-reorder -m "slow and not alone" $(PYTEST_ARGS) tests
+	$(PYTEST) -m "slow and alone" $(PYTEST_ARGS) tests  # tests that load the machine on purpose
 
 test-all: test test-slow ## both tiers, as CI runs them
 

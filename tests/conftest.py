@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 LABS = REPO / "labs"
@@ -40,17 +42,44 @@ def run_module(*args: str, cwd: Path, pythonpath: Path | None = None, timeout: i
 #: The files whose one grading run takes minutes: they start first, one per xdist worker,
 #: so that the rest of the tier fills the time beside them (``make test`` passes
 #: ``--no-loadscope-reorder``, which keeps this order instead of xdist's own).
-LONG_FIRST = ("tests/e2e/test_both_ways.py", "tests/e2e/test_week1_class.py")
+LONG_FIRST = (
+    "tests/e2e/test_both_ways.py",
+    "tests/e2e/test_week1_class.py",
+    # the slow tier's longest units, longest first (measured with --durations)
+    "tests/e2e/test_shard_class.py",
+    "tests/e2e/test_fresh_clone.py",
+    "tests/e2e/test_handout.py",
+    "tests/e2e/test_self_grading.py",
+    "tests/e2e/test_lessons.py",
+    "tests/e2e/test_airflow.py",
+    "tests/mlpipe/test_rollout.py",
+    "tests/e2e/test_setup.py",
+    "tests/mlpipe/test_scale.py",
+)
+#: Files whose tests share no module fixture: under ``--dist loadgroup`` (``make
+#: test-slow``) each of their tests is a unit of its own, spread over the workers;
+#: every other file stays one unit (its module fixtures run once).
+SPREAD = ("tests/e2e/test_lessons.py", "tests/e2e/test_mistakes.py")
+#: The mistakes go last: many short units that fill the workers' ends evenly.
+LAST = ("tests/e2e/test_mistakes.py",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
-    """Put the tests of :data:`LONG_FIRST` first, in that order; keep the rest as collected."""
+    """Order the tests longest file first (:data:`LONG_FIRST`, then the rest as collected,
+    then :data:`LAST`) and give each file one ``xdist_group`` unless it is in :data:`SPREAD`."""
 
     def rank(item) -> int:
         path = item.nodeid.split("::", 1)[0]
+        if path in LAST:
+            return len(LONG_FIRST) + 1
         return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
 
     items.sort(key=rank)  # stable: every other file keeps its place
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(path))
 
 
 AIRFLOW_RUNNER = REPO / "tests" / "airflow_runner.py"

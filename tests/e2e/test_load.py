@@ -17,7 +17,8 @@ from hostile import SAMPLES, Context, build
 from autograder.grade import default_jobs, grade
 from autograder.sandbox import Limits
 
-pytestmark = pytest.mark.slow
+#: The hogs would slow every test beside this one: it runs after the rest of the tier, alone.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 #: The hostile batch's limits: short enough that a busy machine reaches them.
 LIMITS = Limits(cell_timeout=12, test_timeout=20, memory_mb=1536, processes=96)
