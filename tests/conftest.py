@@ -69,15 +69,14 @@ def pytest_collection_modifyitems(config, items) -> None:
     """Order the tests longest file first (:data:`LONG_FIRST`, then the rest as collected,
     then :data:`LAST`) and give each file one ``xdist_group`` unless it is in :data:`SPREAD`."""
 
-    def rank(item) -> int:
-        path = item.nodeid.split("::", 1)[0]
+    def rank(path: str) -> int:
         if path in LAST:
             return len(LONG_FIRST) + 1
         return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
 
-    items.sort(key=rank)  # stable: every other file keeps its place
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
+    files = {item: item.nodeid.split("::", 1)[0] for item in items}
+    items.sort(key=lambda item: rank(files[item]))  # stable: every other file keeps its place
+    for item, path in files.items():
         if path not in SPREAD:
             item.add_marker(pytest.mark.xdist_group(path))
 
